@@ -1,0 +1,210 @@
+"""The config file: the earlier Go tester's format, unchanged, plus a few new keys.
+
+Top-level keys are camelCase, per-pipeline keys keep the Go tester's mixed style
+(``capture_response``, ``contentType``); new per-pipeline keys are snake_case.
+Unknown keys are rejected so that a typo never silently changes a test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from . import routes
+from .errors import ConfigError
+from .resources import bundled_asset
+
+ContentType = Literal["application/json", "multipart/form-data"]
+
+DEFAULT_JOB_TIMEOUT_SECONDS = 120.0
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port ({exc})") from None
+    return value.rstrip("/")
+
+
+def _optional_token(value: Any) -> Any:
+    # The Go tester wrote the literal string "None" for "no token".
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class PipelineConfig(_Strict):
+    """One pipeline entry: which route to test and what job to send it."""
+
+    name: str = Field(min_length=1)
+    uri: str = Field(min_length=1)
+    capture_response: bool = True
+    content_type: ContentType = Field(alias="contentType")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    live: bool = False
+    model_field: str | None = Field(default=None, min_length=1)
+    asset: str | None = Field(default=None, min_length=1)
+    file_field: str | None = Field(default=None, min_length=1)
+    timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0)
+
+    @property
+    def route(self) -> str:
+        return routes.normalise_route(self.uri)
+
+    @property
+    def is_request(self) -> bool:
+        return not self.live and routes.is_request_route(self.route)
+
+    @property
+    def resolved_model_field(self) -> str:
+        return self.model_field or routes.default_model_field(self.route, self.content_type)
+
+    @property
+    def resolved_file_field(self) -> str:
+        return self.file_field or routes.default_file_field(self.route)
+
+
+class Config(_Strict):
+    """The whole config file, validated."""
+
+    region: str = Field(min_length=1)
+    job_type: Literal["ai"] = Field(default="ai", alias="jobType")
+    internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
+    internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
+    metrics_api_endpoint: HttpUrl = Field(alias="metricsApiEndpoint")
+    metrics_secret: SecretStr = Field(alias="metricsSecret", min_length=1)
+    broadcaster_job_endpoint: HttpUrl = Field(alias="broadcasterJobEndpoint")
+    broadcaster_cli_endpoint: HttpUrl = Field(alias="broadcasterCliEndpoint")
+    broadcaster_request_token: Annotated[SecretStr | None, BeforeValidator(_optional_token)] = Field(
+        default=None, alias="broadcasterRequestToken"
+    )
+    pipelines: list[PipelineConfig] = Field(min_length=1)
+    # Accepted so that the Go tester's later files keep loading; not used by this tester yet.
+    live_video: dict[str, Any] | None = Field(default=None, alias="liveVideo")
+    logger: dict[str, Any] | None = None
+    # Filled in by ``load_config``: pipeline index -> absolute path of its test file.
+    asset_paths: dict[int, Path] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("region")
+    @classmethod
+    def _upper_case_region(cls, value: str) -> str:
+        if value != value.upper():
+            raise ValueError(f"must be the upper-case region code, e.g. {value.upper()!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> Config:
+        seen: dict[str, int] = {}
+        for index, pipeline in enumerate(self.pipelines):
+            if pipeline.route in seen:
+                raise ValueError(
+                    f"pipelines[{index}].uri {pipeline.uri!r} repeats pipelines[{seen[pipeline.route]}]; "
+                    "each route may be configured once"
+                )
+            seen[pipeline.route] = index
+        return self
+
+    @property
+    def webhook_url_hint(self) -> str:
+        host = self.internal_web_server_address
+        return f"http://{host}:{self.internal_web_server_port}/orchestrators"
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and resolve a config file; raise ``ConfigError`` with one clear line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; pass one with -f CONFIG") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: Any, *, source: Path) -> Config:
+    """Validate already-decoded JSON; relative asset paths resolve against the file's folder."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a JSON object")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+    paths = {}
+    for index, pipeline in enumerate(config.pipelines):
+        asset = _resolve_asset(pipeline, base=source.parent)
+        if asset is not None:
+            if not asset.is_file():
+                raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} does not exist")
+            paths[index] = asset
+    return config.model_copy(update={"asset_paths": paths})
+
+
+def _resolve_asset(pipeline: PipelineConfig, *, base: Path) -> Path | None:
+    if not pipeline.is_request or pipeline.content_type != "multipart/form-data":
+        return None
+    if pipeline.asset is None:
+        name = routes.default_asset(pipeline.route)
+        if name is None:
+            return None
+        return bundled_asset(name) or Path("test-assets") / name
+    candidate = Path(pipeline.asset).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    beside_config = base / candidate
+    return beside_config if beside_config.exists() else Path.cwd() / candidate
+
+
+def _first_problem(exc: ValidationError) -> str:
+    # One line: the first problem names the field; the count says whether more follow.
+    errors = exc.errors(include_input=False, include_url=False)
+    first = errors[0]
+    where = _field_path(first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling against the README's config reference)"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "json-or-python")):
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path

@@ -1,0 +1,192 @@
+"""What people see: progress while jobs run, then the summary table. Reads reports, computes nothing."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .outcome import Outcome
+from .plan import Plan, PlannedJob
+from .report import CycleReport
+from .results import JobResult
+
+log = logging.getLogger("ai_job_tester")
+
+_STYLE = {
+    Outcome.PASSED: "green",
+    Outcome.FAILED: "red",
+    Outcome.UNROUTED: "yellow",
+    Outcome.NOT_RUN: "dim",
+}
+
+
+def stdout_console() -> Console:
+    # Under cron there is no terminal width to ask: use a wide one rather than wrap every row.
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
+
+
+def configure_logging(*, verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+def _job_label(job: PlannedJob) -> str:
+    return f"{job.orchestrator.address} {job.capability} {job.model}"
+
+
+class LogObserver:
+    """Plain log lines, one per job: what cron mails and container logs keep."""
+
+    def __init__(self) -> None:
+        self._total = 0
+
+    def planned(self, plan: Plan) -> None:
+        self._total = len(plan.jobs)
+        log.info(
+            "planned %d jobs on %d orchestrators (%d offers skipped)",
+            len(plan.jobs),
+            len(plan.orchestrators),
+            len(plan.skipped),
+        )
+
+    def job_started(self, index: int, job: PlannedJob) -> None:
+        log.debug("job %d/%d started: %s", index + 1, self._total, _job_label(job))
+
+    def job_finished(self, index: int, result: JobResult) -> None:
+        rtt = f"{result.round_trip:.3f}s" if result.round_trip is not None else "-"
+        detail = f" {result.verdict.error_code or ''} {result.verdict.message}".rstrip()
+        post = ""
+        if result.delivery is not None and not result.delivery.delivered:
+            post = f" (not posted: {result.delivery.message})"
+        log.info(
+            "job %d/%d %s %s %s%s%s",
+            index + 1,
+            self._total,
+            result.outcome.value,
+            _job_label(result.job),
+            rtt,
+            detail,
+            post,
+        )
+
+
+class ProgressObserver:
+    """A rich progress bar on a terminal; use as a context manager around the cycle."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("discovering", total=None)
+
+    def __enter__(self) -> ProgressObserver:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def planned(self, plan: Plan) -> None:
+        self._progress.update(self._task, total=len(plan.jobs), description="testing")
+
+    def job_started(self, index: int, job: PlannedJob) -> None:
+        self._progress.update(self._task, description=_job_label(job))
+
+    def job_finished(self, index: int, result: JobResult) -> None:
+        self._progress.advance(self._task)
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """Print what a cycle would run, for ``--dry-run``."""
+    table = Table(title=f"Plan: {len(plan.jobs)} jobs on {len(plan.orchestrators)} orchestrators")
+    for column in ("#", "orchestrator", "service URI", "pipeline", "model", "warm"):
+        table.add_column(column)
+    for number, job in enumerate(plan.jobs, 1):
+        table.add_row(
+            str(number),
+            job.orchestrator.address,
+            job.orchestrator.service_uri,
+            job.capability,
+            job.model,
+            "warm" if job.warm else "cold",
+        )
+    console.print(table)
+    _render_skipped(plan, console)
+
+
+def _render_skipped(plan: Plan, console: Console) -> None:
+    if not plan.skipped:
+        return
+    table = Table(title=f"Skipped: {len(plan.skipped)}")
+    for column in ("orchestrator", "pipeline", "model", "reason"):
+        table.add_column(column)
+    for skipped in plan.skipped:
+        table.add_row(skipped.orchestrator, skipped.capability, skipped.model, skipped.reason)
+    console.print(table)
+
+
+def render_summary(report: CycleReport, console: Console) -> None:
+    """Print the per-job table, the skipped offers and the totals."""
+    table = Table(title=f"Region {report.region}: {len(report.results)} jobs")
+    for column in ("orchestrator", "pipeline", "model", "warm", "result", "round trip", "error", "posted"):
+        table.add_column(column, overflow="fold")
+    for result in report.results:
+        job = result.job
+        rtt = f"{result.round_trip:.3f} s" if result.round_trip is not None else "-"
+        error = " ".join(part for part in (result.verdict.error_code, result.verdict.message) if part)
+        table.add_row(
+            job.orchestrator.address,
+            job.capability,
+            job.model,
+            "warm" if job.warm else "cold",
+            f"[{_STYLE[result.outcome]}]{result.outcome.value}[/]",
+            rtt,
+            error,
+            _posted(result),
+        )
+    console.print(table)
+    _render_skipped(report.plan, console)
+    t = report.totals()
+    console.print(
+        f"expected {t.expected}, run {t.run}, passed {t.passed}, failed {t.failed}, "
+        f"tester errors {t.tester_errors} (unrouted {t.unrouted}, not run {t.not_run}), skipped {t.skipped}"
+    )
+    if report.posting:
+        console.print(
+            f"posted {t.posted} of {t.passed + t.failed} results to the leaderboard"
+            + (f", [red]{t.post_failed} failed to post[/]" if t.post_failed else "")
+        )
+    else:
+        console.print("results were not posted (--no-post)")
+    if t.unrouted:
+        console.print(
+            f"[yellow]{t.unrouted} job(s) unrouted and not posted:[/] "
+            "the gateway did not ask the webhook; is it in tester mode? (see the README)"
+        )
+    if report.stopped:
+        console.print(f"[red]the cycle stopped early:[/] {report.stopped}")
+
+
+def _posted(result: JobResult) -> str:
+    if result.delivery is None:
+        return "-"
+    return "yes" if result.delivery.delivered else f"[red]no: {result.delivery.message}[/]"

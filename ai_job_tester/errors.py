@@ -1,0 +1,47 @@
+"""The one exception hierarchy of ai-job-tester.
+
+::
+
+    TesterError                  exit 1: the tester could not do its job
+    ├── ConfigError              exit 2: the config file is missing or invalid
+    ├── UsageError               exit 2: command-line options contradict each other or the config
+    ├── WebhookPortInUse         exit 1: the webhook cannot bind its address
+    ├── GatewayUnreachable       exit 1: the gateway does not accept connections
+    └── GatewayReplyError        exit 1: the gateway answered discovery with something unusable
+
+Orchestrator failures are never exceptions: they are data in a ``JobResult``.
+Every message is one line that says what is wrong and what to do, and never
+contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class TesterError(Exception):
+    """Raised when the tester itself cannot complete the cycle."""
+
+    exit_code: int = 1
+
+
+class ConfigError(TesterError):
+    """Raised when the config file cannot be read or does not validate."""
+
+    exit_code = 2
+
+
+class UsageError(TesterError):
+    """Raised when command-line options cannot be satisfied."""
+
+    exit_code = 2
+
+
+class WebhookPortInUse(TesterError):
+    """Raised when the webhook's address and port cannot be bound."""
+
+
+class GatewayUnreachable(TesterError):
+    """Raised when the gateway refuses or never accepts a connection."""
+
+
+class GatewayReplyError(TesterError):
+    """Raised when a discovery reply has a status or shape the tester cannot use."""

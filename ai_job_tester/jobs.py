@@ -1,0 +1,168 @@
+"""Build one test job's request and send it, timing only the round trip.
+
+Everything a request needs (encoded JSON, the multipart encoder over an open file)
+is ready before the clock starts; the clock stops at the reply body's last byte.
+Multipart bodies stream from disk through requests-toolbelt, never whole in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from requests_toolbelt import MultipartEncoder
+
+from .config import Config
+from .errors import GatewayUnreachable
+from .outcome import Exchange, TransportFault
+from .plan import PlannedJob
+
+CHUNK_SIZE = 64 * 1024
+DEFAULT_CAPTURE_LIMIT = 4 * 1024 * 1024
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedJob:
+    """A request ready to go, and the parameters it carries as the leaderboard wants them."""
+
+    request: httpx.Request
+    input_parameters: str
+    timeout: float
+
+
+def job_parameters(job: PlannedJob) -> dict[str, Any]:
+    """Return the job's fields: the pipeline's parameters plus the model field."""
+    return {**job.pipeline.parameters, job.pipeline.resolved_model_field: job.model}
+
+
+def form_value(value: Any) -> str:
+    """Render a parameter as a multipart form value (booleans as ``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def prepare(job: PlannedJob, config: Config, files: ExitStack) -> PreparedJob:
+    """Build the request for ``job``; files it streams are closed by ``files``."""
+    params = job_parameters(job)
+    headers = {"Accept": "application/json, text/event-stream"}
+    if config.broadcaster_request_token is not None:
+        headers["Authorization"] = f"Bearer {config.broadcaster_request_token.get_secret_value()}"
+    url = f"{config.broadcaster_job_endpoint}/{job.route}"
+    content: bytes | Iterator[bytes]
+    if job.pipeline.content_type == "application/json":
+        content = json.dumps(params, separators=(",", ":")).encode()
+        headers["Content-Type"] = "application/json"
+    else:
+        fields: dict[str, Any] = {key: form_value(value) for key, value in params.items() if value is not None}
+        asset = config.asset_paths.get(job.pipeline_index)
+        if asset is not None:
+            fields[job.pipeline.resolved_file_field] = _file_part(asset, files)
+        encoder = MultipartEncoder(fields=fields)
+        headers["Content-Type"] = encoder.content_type
+        headers["Content-Length"] = str(encoder.len)
+        content = _chunks(encoder.read)
+    request = httpx.Request("POST", url, content=content, headers=headers)
+    return PreparedJob(
+        request=request,
+        input_parameters=json.dumps(params, separators=(",", ":"), sort_keys=True),
+        timeout=job.pipeline.timeout,
+    )
+
+
+def _file_part(path: Path, files: ExitStack) -> tuple[str, Any, str]:
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return (path.name, files.enter_context(path.open("rb")), mime)
+
+
+def _chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
+    while chunk := read(CHUNK_SIZE):
+        yield chunk
+
+
+def send(
+    client: httpx.Client,
+    prepared: PreparedJob,
+    *,
+    webhook_requests: Callable[[], int],
+    capture_limit: int = DEFAULT_CAPTURE_LIMIT,
+) -> Exchange:
+    """Send the job once (a measurement is never retried) and time request plus full reply."""
+    request = prepared.request
+    request.extensions["timeout"] = httpx.Timeout(
+        prepared.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, prepared.timeout)
+    ).as_dict()
+    hits_before = webhook_requests()
+    captured = bytearray()
+    status: int | None = None
+    content_type = ""
+    complete = True
+    started = time.perf_counter()
+    deadline = started + prepared.timeout
+    try:
+        response = client.send(request, stream=True)
+        try:
+            status = response.status_code
+            content_type = response.headers.get("content-type", "")
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                room = capture_limit - len(captured)
+                if room > 0:
+                    captured += chunk[:room]
+                if len(chunk) > room:
+                    complete = False
+                if time.perf_counter() > deadline:
+                    raise httpx.ReadTimeout("the reply did not finish within the job timeout")
+        finally:
+            response.close()
+        elapsed = time.perf_counter() - started
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise GatewayUnreachable(
+            f"cannot reach the gateway at {request.url.scheme}://{request.url.netloc.decode()} ({exc}): "
+            "is it running, and is broadcasterJobEndpoint right?"
+        ) from None
+    except httpx.TimeoutException:
+        return _fault(
+            TransportFault.TIMEOUT,
+            f"no complete reply within {prepared.timeout:g} s",
+            started,
+            status,
+            webhook_requests() - hits_before,
+        )
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        return _fault(
+            TransportFault.DROPPED,
+            f"the connection closed before a complete reply ({exc})",
+            started,
+            status,
+            webhook_requests() - hits_before,
+        )
+    return Exchange(
+        status=status,
+        body=bytes(captured),
+        content_type=content_type,
+        round_trip=elapsed,
+        webhook_requests=webhook_requests() - hits_before,
+        captured_all=complete,
+    )
+
+
+def _fault(fault: TransportFault, detail: str, started: float, status: int | None, hits: int) -> Exchange:
+    return Exchange(
+        status=status,
+        body=b"",
+        content_type="",
+        round_trip=time.perf_counter() - started,
+        webhook_requests=hits,
+        fault=fault,
+        fault_detail=detail,
+    )

@@ -1,0 +1,45 @@
+"""Post signed rows to the leaderboard API (contract, section 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from pydantic import SecretStr
+
+from . import rows
+from .outcome import gateway_message
+
+POST_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the leaderboard said to one row."""
+
+    delivered: bool
+    status: int | None = None
+    message: str = ""
+
+
+class Leaderboard:
+    """Signs and posts rows; never raises for a failed post, it reports one."""
+
+    def __init__(self, client: httpx.Client, endpoint: str, secret: SecretStr) -> None:
+        self._client = client
+        self._endpoint = endpoint
+        self._secret = secret
+
+    def post(self, row: rows.LeaderboardRow) -> Delivery:
+        body = rows.encode(row)
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": rows.sign(body, self._secret.get_secret_value()),
+        }
+        try:
+            reply = self._client.post(self._endpoint, content=body, headers=headers, timeout=POST_TIMEOUT_SECONDS)
+        except httpx.HTTPError as exc:
+            return Delivery(False, None, f"the leaderboard could not be reached ({type(exc).__name__}: {exc})")
+        if reply.status_code == 200:
+            return Delivery(True, 200)
+        return Delivery(False, reply.status_code, f"HTTP {reply.status_code}: {gateway_message(reply.content)}")

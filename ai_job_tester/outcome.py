@@ -1,0 +1,122 @@
+"""Classify what happened to one job. Pure: no sockets, no clock.
+
+Error codes posted to the leaderboard (and shown in the table):
+
+========================  =======================================================
+``<status>``              the gateway answered with this non-2xx HTTP status
+``TIMEOUT``               no complete reply within the pipeline's ``timeout``
+``CONNECTION_DROPPED``    the connection closed before a complete reply
+``INVALID_RESPONSE``      a 2xx whose body lacks the route's success shape
+========================  =======================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .replies import check_reply
+
+TESTER_MODE_HINT = (
+    "start the gateway with -orchWebhookUrl <this webhook> -webhookRefreshInterval=0 "
+    "-aiTesterGateway=true (see the README)"
+)
+
+
+class Outcome(StrEnum):
+    """How a job ended, from the leaderboard's point of view."""
+
+    PASSED = "passed"  # posted with success_rate 1
+    FAILED = "failed"  # the orchestrator's failure, posted with success_rate 0
+    UNROUTED = "unrouted"  # no proof of which orchestrator ran it: never posted
+    NOT_RUN = "not run"  # the cycle stopped before this job: never posted
+
+    @property
+    def postable(self) -> bool:
+        return self in (Outcome.PASSED, Outcome.FAILED)
+
+
+class TransportFault(StrEnum):
+    """A job that got no complete HTTP reply."""
+
+    TIMEOUT = "TIMEOUT"
+    DROPPED = "CONNECTION_DROPPED"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What one job's request got back, as seen on the wire."""
+
+    status: int | None
+    body: bytes  # the captured part of the reply (see ``captured_all``)
+    content_type: str
+    round_trip: float
+    webhook_requests: int
+    fault: TransportFault | None = None
+    fault_detail: str = ""
+    captured_all: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a job with its error code and a one-line message."""
+
+    outcome: Outcome
+    error_code: str | None = None
+    message: str = ""
+
+
+def classify(route: str, exchange: Exchange) -> Verdict:
+    """Decide whether the orchestrator passed, failed, or cannot be held to the result."""
+    if exchange.webhook_requests == 0:
+        return _unrouted(exchange)
+    if exchange.fault is not None:
+        return Verdict(Outcome.FAILED, exchange.fault.value, exchange.fault_detail)
+    assert exchange.status is not None
+    if not 200 <= exchange.status < 300:
+        return Verdict(Outcome.FAILED, str(exchange.status), gateway_message(exchange.body))
+    if not exchange.captured_all:
+        # Every success shape of the contract is a few kilobytes; a reply past the capture
+        # limit is not one of them and cannot be checked.
+        return Verdict(Outcome.FAILED, "INVALID_RESPONSE", "the reply is larger than the capture limit")
+    problem = check_reply(route, exchange.body, exchange.content_type)
+    if problem:
+        return Verdict(Outcome.FAILED, "INVALID_RESPONSE", problem)
+    return Verdict(Outcome.PASSED)
+
+
+def _unrouted(exchange: Exchange) -> Verdict:
+    if exchange.status is not None and 400 <= exchange.status < 500:
+        detail = f"the gateway rejected the request before routing it (HTTP {exchange.status}: "
+        return Verdict(
+            Outcome.UNROUTED,
+            str(exchange.status),
+            detail + f"{gateway_message(exchange.body)}); check this pipeline's parameters",
+        )
+    return Verdict(
+        Outcome.UNROUTED,
+        None,
+        f"the gateway never asked the webhook during this job, so it may have run anywhere: {TESTER_MODE_HINT}",
+    )
+
+
+def gateway_message(body: bytes, limit: int = 300) -> str:
+    """Return the gateway's error message (``{"error":{"message":…}}``) or the body's start."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail"))
+        if isinstance(error, dict):
+            error = error.get("message", error.get("msg"))
+        if isinstance(error, str) and error:
+            return _one_line(error, limit)
+    text = body.decode("utf-8", errors="replace")
+    return _one_line(text, limit) or "(empty body)"
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,104 @@
+"""Small helpers shared by the simulated servers: a quiet handler and a server thread."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler that logs nothing and replies in one write."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def reply(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+        reason = self.responses.get(status, ("",))[0]
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.wfile.write(head + body)
+
+    def reply_json(self, status: int, data: Any) -> None:
+        self.reply(status, json.dumps(data).encode())
+
+    def reply_error(self, status: int, message: str) -> None:
+        self.reply_json(status, {"error": {"message": message}})
+
+    def drop(self) -> None:
+        """Close the connection without any reply, as a panicking gateway does."""
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    """Remembers open connections so that stopping it really cuts clients off, as a crash would."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        with self._connections_lock:
+            for connection in list(self.connections):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+class ServerThread:
+    """Serves one handler class on 127.0.0.1 with an ephemeral port, in a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: object) -> None:
+        self.server = _Server(("127.0.0.1", 0), handler)
+        self.server.owner = owner  # type: ignore[attr-defined]
+        # A short poll keeps stop() quick: shutdown() waits for the loop's next turn.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join()
+        self.server.server_close()
+        self.server.cut_connections()

@@ -1,0 +1,289 @@
+"""A simulated gateway in tester mode: a CLI port and an HTTP port on loopback.
+
+Like a gateway started with ``-orchWebhookUrl … -webhookRefreshInterval=0
+-aiTesterGateway=true``, it asks the webhook on every job and every capabilities
+query, and routes only to an orchestrator the webhook listed. With
+``tester_mode=False`` it behaves like a mainline gateway instead: it asks the
+webhook once and keeps that answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+from . import replies
+from ._http import QuietHandler, ServerThread
+from .scenario import Fault, ServedJob, SimOrchestrator
+
+CapabilityApi = Literal["ai", "network"]
+
+_FILE_ROUTES = {
+    "image-to-image": "image",
+    "image-to-video": "image",
+    "upscale": "image",
+    "segment-anything-2": "image",
+    "image-to-text": "image",
+    "audio-to-text": "audio",
+}
+_MEDIA_RING = 64
+
+
+class SimGateway:
+    """The simulated gateway; ``webhook_url`` may be set after construction."""
+
+    def __init__(
+        self,
+        orchestrators: Sequence[SimOrchestrator],
+        *,
+        webhook_url: str | None = None,
+        capability_api: CapabilityApi = "ai",
+        tester_mode: bool = True,
+    ) -> None:
+        self.orchestrators = list(orchestrators)
+        self.webhook_url = webhook_url
+        self.capability_api = capability_api
+        self.tester_mode = tester_mode
+        self.media: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_listing: list[str] | None = None
+        self._lock = threading.Lock()
+        self._cli = ServerThread(_CliHandler, self)
+        self._http = ServerThread(_JobHandler, self)
+
+    @property
+    def cli_url(self) -> str:
+        return self._cli.url
+
+    @property
+    def http_url(self) -> str:
+        return self._http.url
+
+    def start(self) -> None:
+        self._cli.start()
+        self._http.start()
+
+    def stop(self) -> None:
+        self._cli.stop()
+        self._http.stop()
+
+    # --- what the handlers ask -------------------------------------------------
+
+    def listed(self) -> list[SimOrchestrator]:
+        """Ask the webhook (or the cached answer, off tester mode) which orchestrators to use."""
+        if not self.tester_mode and self._cached_listing is not None:
+            uris = self._cached_listing
+        else:
+            uris = self._ask_webhook()
+            self._cached_listing = uris
+        by_uri = {orch.service_uri: orch for orch in self.orchestrators}
+        return [by_uri[uri] for uri in uris if uri in by_uri]
+
+    def _ask_webhook(self) -> list[str]:
+        if not self.webhook_url:
+            return []
+        try:
+            with urllib.request.urlopen(self.webhook_url, timeout=3) as reply:
+                data = json.loads(reply.read())
+        except (OSError, ValueError):
+            return []
+        return [entry["address"] for entry in data if isinstance(entry, dict) and "address" in entry]
+
+    def capability_name(self, route: str) -> str | None:
+        for orch in self.orchestrators:
+            for model in orch.models:
+                if model.capability.lower().replace(" ", "-") == route:
+                    return model.capability
+        return None
+
+    def store_media(self, body: dict[str, bytes]) -> None:
+        with self._lock:
+            self.media.update(body)
+            while len(self.media) > _MEDIA_RING:
+                self.media.popitem(last=False)
+
+
+def _owner(handler: QuietHandler) -> SimGateway:
+    return handler.server.owner  # type: ignore[attr-defined, no-any-return]
+
+
+class _CliHandler(QuietHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        gateway = _owner(self)
+        path = urlsplit(self.path).path
+        if path == "/registeredOrchestrators":
+            self.reply_json(200, [_registered(orch) for orch in gateway.orchestrators])
+        elif path == "/getOrchestratorAICapabilities" and gateway.capability_api == "ai":
+            self.reply_json(200, {"orchestrators": [_ai_caps(orch) for orch in gateway.listed()]})
+        elif path == "/getNetworkCapabilities":
+            self.reply_json(200, _network_caps(gateway.listed()))
+        else:
+            self.reply(404, b"404 page not found\n", "text/plain")
+
+
+class _JobHandler(QuietHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        data = _owner(self).media.get(urlsplit(self.path).path)
+        if data is None:
+            self.reply(404, b"not found\n", "text/plain")
+        else:
+            self.reply(200, data, "application/octet-stream")
+
+    def do_POST(self) -> None:  # noqa: N802
+        gateway = _owner(self)
+        route = urlsplit(self.path).path.strip("/")
+        body = self.read_body()
+        capability = gateway.capability_name(route)
+        if capability is None:
+            # A route the gateway does not serve fails its route check: 200, empty body.
+            self.reply(200, b"", "text/plain")
+            return
+        try:
+            params, files = _parse(self.headers.get("Content-Type", ""), body)
+        except ValueError as exc:
+            self.reply_error(400, f"failed to parse request: {exc}")
+            return
+        problem = _validate(route, params, files)
+        if problem:
+            self.reply_error(400, problem)
+            return
+        model = str(params.get("model") if "messages" in params else params.get("model_id"))
+        target = next((o for o in gateway.listed() if o.offers(capability, model)), None)
+        if target is None:
+            self.reply_error(503, "Service Unavailable Error")
+            return
+        self._serve(gateway, target, route, capability, model, params)
+
+    def _serve(
+        self,
+        gateway: SimGateway,
+        orch: SimOrchestrator,
+        route: str,
+        capability: str,
+        model: str,
+        params: dict[str, Any],
+    ) -> None:
+        fault = orch.fault_for(capability)
+        started = time.perf_counter()
+        time.sleep(orch.slow_seconds if fault is Fault.SLOW else orch.latency)
+        orch.record(
+            ServedJob(
+                orch.address.lower(),
+                route,
+                model,
+                time.perf_counter() - started,
+                {k: str(v) for k, v in params.items()},
+            )
+        )
+        if fault is Fault.ERROR:
+            self.reply_error(500, "Internal Server Error")
+        elif fault is Fault.DROP:
+            self.drop()
+        elif fault is Fault.EMPTY:
+            self.reply(200, b"", "text/plain")
+        else:
+            media: dict[str, bytes] = {}
+            body, content_type = replies.success_body(route, model, params, media)
+            gateway.store_media(media)
+            self.reply(200, body, content_type)
+
+
+def _parse(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    if content_type.startswith("application/json"):
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("the body is not a JSON object")
+        return data, {}
+    if content_type.startswith("multipart/form-data"):
+        params: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        for part in MultipartDecoder(body, content_type).parts:
+            disposition = part.headers.get(b"Content-Disposition", b"").decode()
+            name = _disposition_value(disposition, "name")
+            if "filename=" in disposition:
+                files[name] = part.content
+            else:
+                params[name] = part.text
+        return params, files
+    raise ValueError(f"unsupported content type {content_type!r}")
+
+
+def _disposition_value(disposition: str, key: str) -> str:
+    for item in disposition.split(";"):
+        name, _, value = item.strip().partition("=")
+        if name == key:
+            return value.strip('"')
+    return ""
+
+
+def _validate(route: str, params: dict[str, Any], files: dict[str, bytes]) -> str | None:
+    if route == "llm" and "messages" in params:
+        if not all(key in params for key in ("model", "messages", "max_tokens", "stream")):
+            return "missing required fields"
+        return None
+    if "model_id" not in params:
+        return "missing model_id"
+    field = _FILE_ROUTES.get(route)
+    if field is not None:
+        data = files.get(field)
+        if not data:
+            return f"missing {field} file"
+        if field == "image" and not data.startswith((b"\x89PNG", b"\xff\xd8\xff")):
+            return "image: unsupported image format"
+    return None
+
+
+def _registered(orch: SimOrchestrator) -> dict[str, Any]:
+    return {
+        "Address": orch.address.lower(),
+        "ServiceURI": orch.service_uri,
+        "Active": orch.active,
+        "Status": "Registered",
+        "PricePerPixel": "3/2",
+        "LastRewardRound": 3500,
+        "RewardCut": 250000,
+        "FeeShare": 500000,
+        "DelegatedStake": 123456789012345678901234567890,  # larger than 2^64, as on mainnet
+        "ActivationRound": 1000,
+        "DeactivationRound": 18446744073709551616,
+        "LastActiveStakeUpdateRound": 3500,
+    }
+
+
+def _ai_caps(orch: SimOrchestrator) -> dict[str, Any]:
+    pipelines: dict[str, list[dict[str, Any]]] = {}
+    for model in orch.models:
+        status = {"Cold": 0, "Warm": 1} if model.warm else {"Cold": 1, "Warm": 0}
+        pipelines.setdefault(model.capability, []).append({"name": model.name, "status": status})
+    return {
+        "address": orch.address.lower(),
+        "pipelines": [{"type": name, "models": models} for name, models in pipelines.items()],
+    }
+
+
+def _network_caps(orchestrators: Sequence[SimOrchestrator]) -> dict[str, Any]:
+    ids: dict[str, str] = {}
+    entries = []
+    for orch in orchestrators:
+        per_cap: dict[str, dict[str, Any]] = {}
+        for model in orch.models:
+            cap_id = ids.setdefault(model.capability, str(27 + len(ids)))
+            spec: dict[str, Any] = {"capacity": 1}
+            if model.warm:
+                spec["warm"] = True  # a cold model has no "warm" key at all
+            per_cap.setdefault(cap_id, {"models": {}})["models"][model.name] = spec
+        entries.append(
+            {
+                "address": orch.address,  # checksummed, mixed case
+                "orch_uri": orch.service_uri,
+                "capabilities": {"constraints": {"PerCapability": per_cap}},
+            }
+        )
+    return {"capabilities_names": {cap_id: name for name, cap_id in ids.items()}, "orchestrators": entries}

@@ -1,0 +1,125 @@
+"""A simulated leaderboard API: checks the HMAC and the JSON types as the real one does."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from ._http import QuietHandler, ServerThread
+
+DEFAULT_REGIONS: dict[str, tuple[str, ...]] = {
+    "GLOBAL": ("ai", "transcoding"),
+    "MDW": ("ai", "transcoding"),
+    "FRA": ("ai", "transcoding"),
+    "LAX": ("ai", "transcoding"),
+    "SIN": ("transcoding",),
+    "NYC": ("transcoding",),
+}
+
+
+class _StrictError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error_code: StrictStr
+    message: StrictStr
+    count: StrictInt
+
+
+class StoredRow(BaseModel):
+    """A row as the leaderboard's Go decoder accepts it (numbers may be ints or floats)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    region: StrictStr
+    orchestrator: StrictStr
+    success_rate: StrictFloat | StrictInt
+    round_trip_time: StrictFloat | StrictInt
+    errors: list[_StrictError]
+    timestamp: StrictInt
+    model: StrictStr
+    pipeline: StrictStr
+    model_is_warm: StrictBool
+    input_parameters: StrictStr
+    response_payload: StrictStr
+
+
+class SimLeaderboard:
+    """Keeps the rows it accepts in ``rows``; ``dropped`` holds rows of transcoding-only regions."""
+
+    def __init__(self, secret: str, regions: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.secret = secret
+        self.regions = dict(DEFAULT_REGIONS if regions is None else regions)
+        self.rows: list[StoredRow] = []
+        self.dropped: list[StoredRow] = []
+        self.rejected: list[tuple[int, str]] = []
+        self._lock = threading.Lock()
+        self._server = ServerThread(_Handler, self)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def post_stats_url(self) -> str:
+        return self.url + "/api/post_stats"
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def accept(self, body: bytes, signature: str) -> tuple[int, str]:
+        """Judge one POST as leaderboard-serverless does and return (status, text)."""
+        expected = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return self._reject(403, "invalid signature")
+        try:
+            row = StoredRow.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            return self._reject(400, f"invalid body: {str(exc).splitlines()[0]}")
+        if not row.model or not row.pipeline:
+            return self._reject(400, "model and pipeline are required for AI stats")
+        types = self.regions.get(row.region)
+        if types is None:
+            return self._reject(400, "invalid region")
+        with self._lock:
+            (self.rows if "ai" in types else self.dropped).append(row)
+        return 200, "ok"
+
+    def _reject(self, status: int, text: str) -> tuple[int, str]:
+        with self._lock:
+            self.rejected.append((status, text))
+        return status, text
+
+    def regions_document(self) -> dict[str, Any]:
+        return {
+            "regions": [
+                {"id": region, "name": region.title(), "type": kind}
+                for region, kinds in self.regions.items()
+                for kind in kinds
+            ]
+        }
+
+
+def _owner(handler: QuietHandler) -> SimLeaderboard:
+    return handler.server.owner  # type: ignore[attr-defined, no-any-return]
+
+
+class _Handler(QuietHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.read_body()
+        if self.path != "/api/post_stats":
+            self.reply(404, b"not found\n", "text/plain")
+            return
+        status, text = _owner(self).accept(body, self.headers.get("Authorization", ""))
+        self.reply(status, text.encode(), "text/plain")
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/api/regions":
+            self.reply_json(200, _owner(self).regions_document())
+        else:
+            self.reply(404, b"not found\n", "text/plain")

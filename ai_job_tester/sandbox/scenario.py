@@ -1,0 +1,61 @@
+"""Simulated orchestrators: what they serve, how long they take, how they fail."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Fault(StrEnum):
+    """How a simulated orchestrator misbehaves."""
+
+    NONE = "none"
+    ERROR = "error"  # the gateway answers 500, masked as "Internal Server Error"
+    DROP = "drop"  # the connection closes with no reply at all
+    EMPTY = "empty"  # 200 with an empty body
+    SLOW = "slow"  # replies only after ``SimOrchestrator.slow_seconds``
+
+
+@dataclass(frozen=True, slots=True)
+class SimModel:
+    capability: str
+    name: str
+    warm: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServedJob:
+    """One job that reached a simulated orchestrator."""
+
+    orchestrator: str  # lower-case address
+    route: str
+    model: str
+    seconds: float  # the time the orchestrator itself spent on it
+    params: dict[str, str]
+
+
+@dataclass
+class SimOrchestrator:
+    """An orchestrator of the simulated network."""
+
+    address: str
+    service_uri: str
+    models: tuple[SimModel, ...]
+    latency: float = 0.0
+    fault: Fault = Fault.NONE
+    faults: dict[str, Fault] = field(default_factory=dict)  # per capability name
+    slow_seconds: float = 30.0
+    active: bool = True
+    served: list[ServedJob] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def offers(self, capability: str, model: str) -> bool:
+        return any(m.capability == capability and m.name == model for m in self.models)
+
+    def fault_for(self, capability: str) -> Fault:
+        return self.faults.get(capability, self.fault)
+
+    def record(self, job: ServedJob) -> None:
+        with self._lock:
+            self.served.append(job)

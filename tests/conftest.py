@@ -1,0 +1,47 @@
+"""Shared fixtures: the simulated network on loopback, a free port, config files."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_job_tester.sandbox import SimNetwork
+
+GO_CONFIG = Path(__file__).parent / "data" / "go-tester-config.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def network() -> Iterator[SimNetwork]:
+    with SimNetwork() as sim:
+        yield sim
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    def write(raw: dict[str, Any], name: str = "config.json") -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps(raw), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sim_config(network: SimNetwork, write_config: Callable[[dict[str, Any]], Path]) -> Callable[..., Path]:
+    """Write a Go-format config for the simulated network and return its path."""
+
+    def make(**extra: Any) -> Path:
+        return write_config(network.tester_config(webhook_port=free_port(), **extra))
+
+    return make
