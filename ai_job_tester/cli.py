@@ -114,11 +114,16 @@ def _execute(
     from .cycle import run_cycle
 
     configure_logging(verbose=verbose)
-    if sys.stderr.isatty():
-        with ProgressObserver(stderr_console()) as observer:
-            result = run_cycle(config, options, observer, webhook=webhook)
-    else:
-        result = run_cycle(config, options, LogObserver(), webhook=webhook)
+    try:
+        if sys.stderr.isatty():
+            with ProgressObserver(stderr_console()) as observer:
+                result = run_cycle(config, options, observer, webhook=webhook)
+        else:
+            result = run_cycle(config, options, LogObserver(), webhook=webhook)
+    except KeyboardInterrupt:
+        # The webhook is already closed; the job under way is abandoned and not posted.
+        typer.echo("Interrupted: the job under way was not posted.", err=True)
+        raise typer.Exit(code=130) from None
     _show(result, options, report_path)
     return 1 if result.stopped else 0
 
@@ -140,8 +145,4 @@ def _show(result: CycleReport, options: RunOptions, report_path: Path | None) ->
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        sys.exit(130)
+    app()

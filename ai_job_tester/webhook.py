@@ -1,9 +1,9 @@
 """The webhook the gateway asks which orchestrators exist (contract, section 3).
 
 It sits on the critical path of every job, so an answer is a precomputed byte
-string written in one ``send``: no JSON encoding, no logging, no lock on the way
-out. It also counts the gateway's requests, which is the tester's only proof that a
-job was routed through it.
+string written in one ``send``: no JSON encoding and no logging per request. It
+also counts the gateway's requests, which is the tester's only proof that a job
+was routed through it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import logging
+import socketserver
+import sys
 import threading
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from .errors import WebhookPortInUse
 
+log = logging.getLogger("ai_job_tester")
+
 PATH = "/orchestrators"
+PATH_BYTES = PATH.encode()
 
 
 def _response(addresses: Iterable[str]) -> bytes:
@@ -28,22 +33,51 @@ def _response(addresses: Iterable[str]) -> bytes:
 
 
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n"
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_MAX_LINE = 8192
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the gateway's Go client expects
+class _Handler(socketserver.StreamRequestHandler):
+    """A minimal HTTP/1.1 keep-alive loop.
+
+    http.server's handler parses every header into an email message, which costs more
+    than the whole answer; the gateway sends a plain GET, so reading lines is enough.
+    """
+
     disable_nagle_algorithm = True
     server: _Server
 
-    def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] == PATH:
+    def handle(self) -> None:
+        while self._one_request():
+            pass
+
+    def _one_request(self) -> bool:
+        request_line = self.rfile.readline(_MAX_LINE)
+        parts = request_line.split()
+        if len(parts) != 3:
+            if request_line.strip():
+                self.wfile.write(_BAD_REQUEST)
+            return False
+        method, target, version = parts
+        keep_alive = version == b"HTTP/1.1"
+        length = 0
+        while (header := self.rfile.readline(_MAX_LINE)) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.partition(b":")
+            name = name.strip().lower()
+            if name == b"connection":
+                keep_alive = value.strip().lower() != b"close" and (
+                    keep_alive or value.strip().lower() == b"keep-alive"
+                )
+            elif name == b"content-length" and value.strip().isdigit():
+                length = int(value)
+        if length:
+            self.rfile.read(length)
+        if method == b"GET" and target.split(b"?", 1)[0] == PATH_BYTES:
             self.server.hits.add()
             self.wfile.write(self.server.answer)
         else:
             self.wfile.write(_NOT_FOUND)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Stay silent: a log line per request would sit on every job's critical path."""
+        return keep_alive
 
 
 class _Counter:
@@ -61,10 +95,16 @@ class _Counter:
             return self._value
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True  # an idle keep-alive connection must not hold up shutdown
+    allow_reuse_address = True
     answer: bytes
     hits: _Counter
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A gateway that hangs up mid-answer is normal; anything else is logged, never printed raw."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            log.warning("webhook: error while answering %s", client_address, exc_info=True)
 
 
 class Webhook:

@@ -45,3 +45,14 @@ def sim_config(network: SimNetwork, write_config: Callable[[dict[str, Any]], Pat
         return write_config(network.tester_config(webhook_port=free_port(), **extra))
 
     return make
+
+
+def wait_until(condition: Callable[[], bool], *, seconds: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``seconds`` (never a bare sleep)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.01)

@@ -47,3 +47,21 @@ def test_close_releases_the_port_even_with_a_keep_alive_connection_open() -> Non
     hook.close()
     client.close()
     Webhook.bind("127.0.0.1", hook.port).close()
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(4096):  # the server closes: read to the end
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_connection_close_is_honoured_and_garbage_is_refused() -> None:
+    with Webhook.bind("127.0.0.1", 0) as hook:
+        hook.show(["https://a:8935"])
+        answer = _raw_exchange(hook.port, b"GET /orchestrators HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b'[{"address":"https://a:8935"}]')
+        assert _raw_exchange(hook.port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 Bad Request")
+        assert hook.requests == 1

@@ -14,7 +14,8 @@ import threading
 import time
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -55,6 +56,7 @@ class SimGateway:
         self.media: OrderedDict[str, bytes] = OrderedDict()
         self._cached_listing: list[str] | None = None
         self._lock = threading.Lock()
+        self.jobs_in_flight = 0
         self._cli = ServerThread(_CliHandler, self)
         self._http = ServerThread(_JobHandler, self)
 
@@ -102,6 +104,17 @@ class SimGateway:
                 if model.capability.lower().replace(" ", "-") == route:
                     return model.capability
         return None
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a job while an orchestrator works on it, so tests can wait for that moment."""
+        with self._lock:
+            self.jobs_in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.jobs_in_flight -= 1
 
     def store_media(self, body: dict[str, bytes]) -> None:
         with self._lock:
@@ -159,7 +172,8 @@ class _JobHandler(QuietHandler):
         if target is None:
             self.reply_error(503, "Service Unavailable Error")
             return
-        self._serve(gateway, target, route, capability, model, params)
+        with gateway.in_flight():
+            self._serve(gateway, target, route, capability, model, params)
 
     def _serve(
         self,
