@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import errno
 import json
-import socket
 import logging
+import socket
 import socketserver
 import sys
 import threading
