@@ -1,13 +1,15 @@
 """The command line: parse options, call the library, turn its errors into exit codes.
 
 Exit codes: 0 the cycle completed (orchestrator failures are data, not errors);
-1 tester error; 2 usage or config error; 130 interrupted.
+1 tester error; 2 usage or config error; 4 rows left undelivered; 5 another cycle
+holds the lock; 130 SIGINT; 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -35,6 +37,10 @@ ReportOption = Annotated[
     Optional[Path], typer.Option("--report", help="Write the cycle's JSON report to this file.", dir_okay=False)
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log each job as it starts, too.")]
+StateDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--state-dir", help="Where undelivered rows and the lock live (overrides stateDir).", file_okay=False),
+]
 
 
 def _fail(exc: TesterError) -> typer.Exit:
@@ -61,6 +67,7 @@ def run(
         bool, typer.Option("--no-post", help="Keep results local: post nothing to the leaderboard.")
     ] = False,
     report: ReportOption = None,
+    state_dir: StateDirOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Run one test cycle against the gateway in CONFIG."""
@@ -69,7 +76,7 @@ def run(
     from .plan import Filters
 
     filters = Filters(tuple(orchestrator or ()), tuple(pipeline or ()), tuple(model or ()))
-    options = RunOptions(filters=filters, dry_run=dry_run, post=not no_post)
+    options = RunOptions(filters=filters, dry_run=dry_run, post=not no_post, state_dir=state_dir)
     try:
         loaded = load_config(config)
         code = _execute(loaded, options, report_path=report, verbose=verbose)
@@ -79,7 +86,7 @@ def run(
 
 
 @app.command()
-def demo(report: ReportOption = None, verbose: VerboseOption = False) -> None:
+def demo(report: ReportOption = None, state_dir: StateDirOption = None, verbose: VerboseOption = False) -> None:
     """Run a full cycle against the built-in simulated network: no gateway needed."""
     from .config import parse_config
     from .console import stdout_console
@@ -92,7 +99,10 @@ def demo(report: ReportOption = None, verbose: VerboseOption = False) -> None:
             webhook = Webhook.bind("127.0.0.1", 0)
             raw = network.tester_config(webhook_port=webhook.port)
             config = parse_config(raw, source=Path("<simulated network>"))
-            code = _execute(config, RunOptions(), report_path=report, verbose=verbose, webhook=webhook)
+            # The demo's rows go to the simulated leaderboard: keep them apart from a real outbox.
+            with tempfile.TemporaryDirectory(prefix="ai-job-tester-demo-") as scratch:
+                options = RunOptions(state_dir=state_dir or Path(scratch))
+                code = _execute(config, options, report_path=report, verbose=verbose, webhook=webhook)
             stdout_console().print(
                 f"The simulated leaderboard accepted {len(network.leaderboard.rows)} rows "
                 f"and rejected {len(network.leaderboard.rejected)}."
@@ -112,20 +122,33 @@ def _execute(
 ) -> int:
     from .console import LogObserver, ProgressObserver, configure_logging, stderr_console
     from .cycle import run_cycle
+    from .interrupts import Interrupted, signals_raise
 
     configure_logging(verbose=verbose)
     try:
-        if sys.stderr.isatty():
-            with ProgressObserver(stderr_console()) as observer:
-                result = run_cycle(config, options, observer, webhook=webhook)
-        else:
-            result = run_cycle(config, options, LogObserver(), webhook=webhook)
-    except KeyboardInterrupt:
-        # The webhook is already closed; the job under way is abandoned and not posted.
-        typer.echo("Interrupted: the job under way was not posted.", err=True)
-        raise typer.Exit(code=130) from None
+        with signals_raise():
+            if sys.stderr.isatty():
+                with ProgressObserver(stderr_console()) as observer:
+                    result = run_cycle(config, options, observer, webhook=webhook)
+            else:
+                result = run_cycle(config, options, LogObserver(), webhook=webhook)
+    except Interrupted as exc:
+        # Only before the first job: once jobs run, the cycle itself stops and reports.
+        typer.echo(f"Interrupted by {exc} before any job ran; nothing was sent.", err=True)
+        return exc.exit_code
     _show(result, options, report_path)
-    return 1 if result.stopped else 0
+    return exit_code(result)
+
+
+def exit_code(report: CycleReport) -> int:
+    """Map a finished cycle to the documented exit code."""
+    if report.interrupted is not None:
+        return 128 + report.interrupted
+    if report.stopped is not None:
+        return 1
+    if report.posting and (report.undelivered or report.rows_rejected):
+        return 4
+    return 0
 
 
 def _show(result: CycleReport, options: RunOptions, report_path: Path | None) -> None:

@@ -105,6 +105,9 @@ class Config(_Strict):
         default=None, alias="broadcasterRequestToken"
     )
     pipelines: list[PipelineConfig] = Field(min_length=1)
+    state_dir: Path | None = Field(default=None, alias="stateDir")
+    verify_tls: bool = Field(default=True, alias="verifyTls")
+    capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="captureLimitBytes")
     # Accepted so that the Go tester's later files keep loading; not used by this tester yet.
     live_video: dict[str, Any] | None = Field(default=None, alias="liveVideo")
     logger: dict[str, Any] | None = None
@@ -129,11 +132,6 @@ class Config(_Strict):
                 )
             seen[pipeline.route] = index
         return self
-
-    @property
-    def webhook_url_hint(self) -> str:
-        host = self.internal_web_server_address
-        return f"http://{host}:{self.internal_web_server_port}/orchestrators"
 
 
 def load_config(path: Path) -> Config:
@@ -166,7 +164,10 @@ def parse_config(raw: Any, *, source: Path) -> Config:
             if not asset.is_file():
                 raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} does not exist")
             paths[index] = asset
-    return config.model_copy(update={"asset_paths": paths})
+    update: dict[str, Any] = {"asset_paths": paths}
+    if config.state_dir is not None and not config.state_dir.is_absolute():
+        update["state_dir"] = source.parent / config.state_dir
+    return config.model_copy(update=update)
 
 
 def _resolve_asset(pipeline: PipelineConfig, *, base: Path) -> Path | None:

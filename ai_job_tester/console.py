@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from types import TracebackType
 
@@ -21,6 +22,7 @@ _STYLE = {
     Outcome.PASSED: "green",
     Outcome.FAILED: "red",
     Outcome.UNROUTED: "yellow",
+    Outcome.REJECTED: "yellow",
     Outcome.NOT_RUN: "dim",
 }
 
@@ -167,23 +169,46 @@ def render_summary(report: CycleReport, console: Console) -> None:
     _render_skipped(report.plan, console)
     t = report.totals()
     console.print(
-        f"expected {t.expected}, run {t.run}, passed {t.passed}, failed {t.failed}, "
-        f"tester errors {t.tester_errors} (unrouted {t.unrouted}, not run {t.not_run}), skipped {t.skipped}"
+        f"expected {t.expected}, run {t.run}, passed {t.passed}, failed {t.failed}, tester errors "
+        f"{t.tester_errors} (unrouted {t.unrouted}, rejected {t.rejected}, not run {t.not_run}), skipped {t.skipped}"
     )
-    if report.posting:
-        console.print(
-            f"posted {t.posted} of {t.passed + t.failed} results to the leaderboard"
-            + (f", [red]{t.post_failed} failed to post[/]" if t.post_failed else "")
-        )
-    else:
-        console.print("results were not posted (--no-post)")
+    for line in _delivery_lines(report):
+        console.print(line)
     if t.unrouted:
         console.print(
             f"[yellow]{t.unrouted} job(s) unrouted and not posted:[/] "
             "the gateway did not ask the webhook; is it in tester mode? (see the README)"
         )
+    if t.rejected:
+        console.print(
+            f"[yellow]{t.rejected} job(s) rejected by the gateway before routing and not posted:[/] "
+            "the request or the config is at fault, not the orchestrator"
+        )
     if report.stopped:
         console.print(f"[red]the cycle stopped early:[/] {report.stopped}")
+    if report.interrupted is not None:
+        console.print(f"[red]interrupted by {signal.Signals(report.interrupted).name}:[/] partial results above")
+
+
+def _delivery_lines(report: CycleReport) -> list[str]:
+    if not report.posting:
+        return ["results were not posted (--no-post)"]
+    t = report.totals()
+    lines = [f"posted {t.posted} of {t.passed + t.failed} results to the leaderboard"]
+    if report.earlier_rows.delivered:
+        lines.append(f"delivered {report.earlier_rows.delivered} row(s) left by earlier runs first")
+    if report.late_rows.delivered:
+        lines.append(f"delivered {report.late_rows.delivered} row(s) on the closing retry")
+    if report.posting_stopped:
+        lines.append(f"[red]posting stopped:[/] {report.posting_stopped}")
+    if report.rows_rejected:
+        lines.append(
+            f"[red]{report.rows_rejected} row(s) rejected by the leaderboard (HTTP 400)[/]: "
+            "see rejected/ in the state directory"
+        )
+    if report.undelivered:
+        lines.append(f"[red]{report.undelivered} row(s) wait in the outbox[/] and will be sent first by the next run")
+    return lines
 
 
 def _posted(result: JobResult) -> str:

@@ -6,24 +6,39 @@ either pure (plan, classify, build a row) or owns one kind of I/O.
 
 from __future__ import annotations
 
+import logging
+import signal
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 
 from . import rows
 from .config import Config
-from .errors import GatewayUnreachable
-from .gateway import GatewayCli
+from .courier import Courier
+from .errors import GatewayUnreachable, LeaderboardRegionError
+from .gateway import GatewayCli, accepts_connections
+from .interrupts import Interrupted
 from .jobs import prepare, send
 from .leaderboard import Leaderboard
-from .outcome import Outcome, classify
+from .outbox import Outbox
+from .outcome import TESTER_MODE_HINT, Outcome, TransportFault, classify
 from .plan import Filters, Plan, PlannedJob, build_plan
-from .report import CycleReport
+from .report import CycleReport, Delivered
 from .results import JobResult, build_row, not_run
+from .state import CycleLock, default_state_dir, prepare_state_dir
 from .webhook import Webhook
+
+log = logging.getLogger("ai_job_tester")
+
+UNROUTED_STOP_AFTER = 3
+"""A cycle whose first this-many jobs were all unrouted stops: the gateway is not in tester mode."""
+
+INTERRUPTED_FLUSH_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +48,7 @@ class RunOptions:
     filters: Filters = field(default_factory=Filters)
     dry_run: bool = False
     post: bool = True
+    state_dir: Path | None = None  # overrides the config's stateDir
 
 
 class Observer(Protocol):
@@ -56,7 +72,7 @@ class SilentObserver:
 
 def run_cycle(
     config: Config,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
     observer: Observer | None = None,
     *,
     webhook: Webhook | None = None,
@@ -67,68 +83,167 @@ def run_cycle(
     ``webhook`` is an already bound webhook (else one is bound from the config) and
     ``transport`` replaces the network for tests.
     """
-    observer = observer or SilentObserver()
-    started = time.time()
-    hook = webhook or Webhook.bind(config.internal_web_server_address, config.internal_web_server_port)
-    with hook, httpx.Client(transport=transport, follow_redirects=False) as client:
-        gateway = GatewayCli(client, config.broadcaster_cli_endpoint)
+    options = options or RunOptions()
+    state_dir = prepare_state_dir(options.state_dir or config.state_dir or default_state_dir())
+    with ExitStack() as stack:
+        if webhook is not None:
+            stack.enter_context(webhook)
+        stack.enter_context(CycleLock(state_dir))  # before binding: a second cron start must exit 5, not 1
+        hook = webhook or stack.enter_context(
+            Webhook.bind(config.internal_web_server_address, config.internal_web_server_port)
+        )
+        client = stack.enter_context(
+            httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False)
+        )
+        cycle = _Cycle(config, options, observer or SilentObserver(), hook, client, state_dir)
+        return cycle.run()
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+class _Cycle:
+    def __init__(
+        self,
+        config: Config,
+        options: RunOptions,
+        observer: Observer,
+        hook: Webhook,
+        client: httpx.Client,
+        state_dir: Path,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.observer = observer
+        self.hook = hook
+        self.client = client
+        self.outbox = Outbox(state_dir)
+        self.courier: Courier | None = None
+        if options.post and not options.dry_run:
+            board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)
+            self.courier = Courier(board, self.outbox)
+        self.stopped: str | None = None
+        self.interrupted: Interrupted | None = None
+
+    def run(self) -> CycleReport:
+        started = time.time()
+        earlier = Delivered()
+        if self.courier is not None:
+            self._check_region(self.courier)
+            earlier = self._flush(self.courier)
+        gateway = GatewayCli(self.client, self.config.broadcaster_cli_endpoint)
         orchestrators = gateway.registered_orchestrators()
         everyone = [orch.service_uri for orch in orchestrators]
         # The capabilities query discovers live through the webhook: it must list everyone.
-        hook.show(everyone)
-        plan = build_plan(orchestrators, gateway.offers(), config.pipelines, options.filters)
-        observer.planned(plan)
-        if options.dry_run:
-            return CycleReport(config.region, started, time.time(), plan, (), posting=False)
-        leaderboard = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret) if options.post else None
-        results, stopped = _run_jobs(plan, config, client, hook, leaderboard, observer)
-        hook.show(everyone)
-    return CycleReport(config.region, started, time.time(), plan, tuple(results), stopped, options.post)
+        self.hook.show(everyone)
+        plan = build_plan(orchestrators, gateway.offers(), self.config.pipelines, self.options.filters)
+        self.observer.planned(plan)
+        if self.options.dry_run:
+            return CycleReport(self.config.region, started, time.time(), plan, (), posting=False)
+        results = self._run_jobs(plan)
+        self.hook.show(everyone)
+        late = self._flush(self.courier) if self.courier is not None else Delivered()
+        return CycleReport(
+            region=self.config.region,
+            started_at=started,
+            finished_at=time.time(),
+            plan=plan,
+            results=tuple(results),
+            stopped=self.stopped,
+            posting=self.courier is not None,
+            interrupted=None if self.interrupted is None else self.interrupted.signum,
+            earlier_rows=earlier,
+            late_rows=late,
+            undelivered=self.outbox.count() if self.courier is not None else 0,
+            posting_stopped=None if self.courier is None else self.courier.stopped,
+        )
 
+    def _check_region(self, courier: Courier) -> None:
+        regions = courier.leaderboard.ai_regions()
+        if regions is None:
+            log.warning("could not read the leaderboard's regions; going on without checking %r", self.config.region)
+        elif self.config.region not in regions:
+            raise LeaderboardRegionError(
+                f"region {self.config.region!r} is not an AI region on the leaderboard, which would drop every "
+                f"row; its AI regions are: {', '.join(regions) or 'none'}"
+            )
 
-def _run_jobs(
-    plan: Plan,
-    config: Config,
-    client: httpx.Client,
-    hook: Webhook,
-    leaderboard: Leaderboard | None,
-    observer: Observer,
-) -> tuple[list[JobResult], str | None]:
-    results: list[JobResult] = []
-    stopped: str | None = None
-    for index, job in enumerate(plan.jobs):
-        if stopped is not None:
-            results.append(not_run(job, at=int(time.time()), why="the cycle stopped: " + stopped))
-            continue
-        hook.show([job.orchestrator.service_uri])  # from now on the gateway can only pick this one
-        observer.job_started(index, job)
+    def _flush(self, courier: Courier) -> Delivered:
+        deadline = time.monotonic() + INTERRUPTED_FLUSH_SECONDS if self.interrupted else None
+        result = courier.flush(deadline=deadline)
+        if result.delivered or result.rejected:
+            log.info("outbox: delivered %d waiting rows, %d rejected", result.delivered, result.rejected)
+        return Delivered(result.delivered, result.rejected)
+
+    def _run_jobs(self, plan: Plan) -> list[JobResult]:
+        results: list[JobResult] = []
         try:
-            result = _run_job(job, config, client, hook)
+            for index, job in enumerate(plan.jobs):
+                if self.stopped is not None:
+                    break
+                result = self._one_job(job, index)
+                results.append(result)
+                self.observer.job_finished(index, result)
+                self._check_routing(results)
+        except Interrupted as exc:
+            self.interrupted = exc
+        why = (
+            f"abandoned: {signal.Signals(self.interrupted.signum).name} received"
+            if self.interrupted is not None
+            else f"the cycle stopped: {self.stopped}"
+        )
+        now = int(time.time())
+        results.extend(not_run(job, at=now, why=why) for job in plan.jobs[len(results) :])
+        return results
+
+    def _one_job(self, job: PlannedJob, index: int) -> JobResult:
+        self.hook.show([job.orchestrator.service_uri])  # from now on the gateway can only pick this one
+        self.observer.job_started(index, job)
+        try:
+            result = self._measure(job)
+            if result.verdict.error_code == TransportFault.DROPPED.value:
+                self._check_gateway_alive()
         except GatewayUnreachable as exc:
-            stopped = str(exc)
-            result = not_run(job, at=int(time.time()), why=stopped)
-        if leaderboard is not None and result.outcome.postable:
-            result = result.delivered(leaderboard.post(build_row(result, config.region)))
-        results.append(result)
-        observer.job_finished(index, result)
-    return results, stopped
+            self.stopped = str(exc)
+            return not_run(job, at=int(time.time()), why=self.stopped)
+        if self.courier is not None and result.outcome.postable:
+            result = result.delivered(self.courier.send(build_row(result, self.config.region)))
+        return result
 
+    def _check_gateway_alive(self) -> None:
+        # A dropped connection is the orchestrator's failure only if the gateway is still there:
+        # a gateway that died mid-job drops it too, and that is no orchestrator's fault.
+        endpoint = self.config.broadcaster_job_endpoint
+        if not accepts_connections(endpoint):
+            raise GatewayUnreachable(
+                f"the gateway at {endpoint} went away during a job and no longer accepts connections"
+            )
 
-def _run_job(job: PlannedJob, config: Config, client: httpx.Client, hook: Webhook) -> JobResult:
-    """Send the job once while the webhook lists only its orchestrator, and classify the reply."""
-    with ExitStack() as files:
-        prepared = prepare(job, config, files)
-        started_at = int(time.time())
-        exchange = send(client, prepared, webhook_requests=lambda: hook.requests)
-    verdict = classify(job.route, exchange)
-    return JobResult(
-        job=job,
-        verdict=verdict,
-        started_at=started_at,
-        round_trip=exchange.round_trip,
-        status=exchange.status,
-        input_parameters=prepared.input_parameters,
-        response_payload=rows.response_payload(
-            exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
-        ),
-    )
+    def _measure(self, job: PlannedJob) -> JobResult:
+        """Send the job once while the webhook lists only its orchestrator, and classify the reply."""
+        with ExitStack() as files:
+            prepared = prepare(job, self.config, files)
+            started_at = int(time.time())
+            exchange = send(
+                self.client,
+                prepared,
+                webhook_requests=lambda: self.hook.requests,
+                capture_limit=self.config.capture_limit_bytes,
+            )
+        verdict = classify(job.route, exchange)
+        return JobResult(
+            job=job,
+            verdict=verdict,
+            started_at=started_at,
+            round_trip=exchange.round_trip,
+            status=exchange.status,
+            input_parameters=prepared.input_parameters,
+            response_payload=rows.response_payload(
+                exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
+            ),
+        )
+
+    def _check_routing(self, results: Sequence[JobResult]) -> None:
+        if len(results) == UNROUTED_STOP_AFTER and all(r.outcome is Outcome.UNROUTED for r in results):
+            self.stopped = (
+                f"the first {UNROUTED_STOP_AFTER} jobs ran without the gateway asking the webhook, so no result "
+                f"can be attributed: {TESTER_MODE_HINT}"
+            )

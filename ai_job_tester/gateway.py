@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -12,6 +14,24 @@ from .errors import GatewayReplyError, GatewayUnreachable
 from .outcome import gateway_message
 
 DISCOVERY_TIMEOUT_SECONDS = 30.0
+MAX_DISCOVERY_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status_code: int
+    body: bytes
+
+
+def accepts_connections(endpoint: str, timeout: float = 2.0) -> bool:
+    """Tell whether anything listens at an endpoint's host and port (no request is sent)."""
+    url = httpx.URL(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 class GatewayCli:
@@ -35,10 +55,18 @@ class GatewayCli:
     def _get_json(self, path: str) -> Any:
         return self._decode(self._get(path), path)
 
-    def _get(self, path: str) -> httpx.Response:
+    def _get(self, path: str) -> _Reply:
         url = self._endpoint + path
         try:
-            return self._client.get(url, timeout=DISCOVERY_TIMEOUT_SECONDS)
+            with self._client.stream("GET", url, timeout=DISCOVERY_TIMEOUT_SECONDS) as reply:
+                body = bytearray()
+                for chunk in reply.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DISCOVERY_BYTES:
+                        raise GatewayReplyError(
+                            f"the gateway's {path} reply is larger than {MAX_DISCOVERY_BYTES} bytes"
+                        )
+                return _Reply(reply.status_code, bytes(body))
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise GatewayUnreachable(
                 f"cannot reach the gateway's CLI port at {self._endpoint} ({exc}): "
@@ -48,17 +76,17 @@ class GatewayCli:
             raise GatewayReplyError(f"{path} on the gateway failed: {type(exc).__name__}: {exc}") from None
 
     @staticmethod
-    def _decode(reply: httpx.Response, path: str) -> Any:
+    def _decode(reply: _Reply, path: str) -> Any:
         if reply.status_code != 200:
             raise GatewayReplyError(
-                f"the gateway answered {path} with HTTP {reply.status_code} ({gateway_message(reply.content)}); "
+                f"the gateway answered {path} with HTTP {reply.status_code} ({gateway_message(reply.body)}); "
                 "an off-chain gateway cannot list orchestrators"
                 if path == "/registeredOrchestrators" and reply.status_code == 500
-                else f"the gateway answered {path} with HTTP {reply.status_code} ({gateway_message(reply.content)})"
+                else f"the gateway answered {path} with HTTP {reply.status_code} ({gateway_message(reply.body)})"
             )
         try:
-            return json.loads(reply.content)
+            return json.loads(reply.body)
         except ValueError:
             raise GatewayReplyError(
-                f"the gateway's {path} reply is not JSON ({gateway_message(reply.content, 80)})"
+                f"the gateway's {path} reply is not JSON ({gateway_message(reply.body, 80)})"
             ) from None

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from . import rows
 from .outcome import gateway_message
 
 POST_TIMEOUT_SECONDS = 15.0
+
+
+class _Region(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    type: str
+
+
+class _Regions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    regions: list[_Region]
+
+
+def regions_url(post_stats_url: str) -> str:
+    """``GET /api/regions`` lives on the same host as ``post_stats``."""
+    parts = urlsplit(post_stats_url)
+    return f"{parts.scheme}://{parts.netloc}/api/regions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +47,17 @@ class Leaderboard:
         self._client = client
         self._endpoint = endpoint
         self._secret = secret
+
+    def ai_regions(self) -> list[str] | None:
+        """Return the ids of the leaderboard's AI regions, or None when they cannot be had."""
+        try:
+            reply = self._client.get(regions_url(self._endpoint), timeout=POST_TIMEOUT_SECONDS)
+            if reply.status_code != 200:
+                return None
+            document = _Regions.model_validate_json(reply.content)
+        except (httpx.HTTPError, ValidationError):
+            return None
+        return sorted({region.id for region in document.regions if region.type == "ai"})
 
     def post(self, row: rows.LeaderboardRow) -> Delivery:
         body = rows.encode(row)

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     PASSED = "passed"  # posted with success_rate 1
     FAILED = "failed"  # the orchestrator's failure, posted with success_rate 0
     UNROUTED = "unrouted"  # no proof of which orchestrator ran it: never posted
+    REJECTED = "rejected"  # the gateway refused the request before routing: a tester or config fault
     NOT_RUN = "not run"  # the cycle stopped before this job: never posted
 
     @property
@@ -90,7 +91,7 @@ def _unrouted(exchange: Exchange) -> Verdict:
     if exchange.status is not None and 400 <= exchange.status < 500:
         detail = f"the gateway rejected the request before routing it (HTTP {exchange.status}: "
         return Verdict(
-            Outcome.UNROUTED,
+            Outcome.REJECTED,
             str(exchange.status),
             detail + f"{gateway_message(exchange.body)}); check this pipeline's parameters",
         )

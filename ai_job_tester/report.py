@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,14 @@ from typing import Any
 from .outcome import Outcome
 from .plan import Plan
 from .results import JobResult
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Rows posted from the outbox outside the jobs' own posts."""
+
+    delivered: int = 0
+    rejected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,15 +29,17 @@ class Totals:
     passed: int
     failed: int
     unrouted: int
+    rejected: int
     not_run: int
     skipped: int
     posted: int
     post_failed: int
+    post_rejected: int
 
     @property
     def tester_errors(self) -> int:
         # Jobs whose result is missing or unattributable through the tester's side.
-        return self.unrouted + self.not_run
+        return self.unrouted + self.rejected + self.not_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +53,16 @@ class CycleReport:
     results: tuple[JobResult, ...]
     stopped: str | None = None
     posting: bool = True
-    notes: tuple[str, ...] = field(default=())
+    interrupted: int | None = None  # the signal number that stopped the cycle
+    earlier_rows: Delivered = field(default_factory=Delivered)  # left by earlier runs, sent first
+    late_rows: Delivered = field(default_factory=Delivered)  # sent by the closing flush
+    undelivered: int = 0  # rows still in the outbox at the end
+    posting_stopped: str | None = None
+
+    @property
+    def rows_rejected(self) -> int:
+        """Rows the leaderboard refused with HTTP 400 during this run (now in ``rejected/``)."""
+        return self.earlier_rows.rejected + self.late_rows.rejected + self.totals().post_rejected
 
     def totals(self) -> Totals:
         outcomes = Counter(result.outcome for result in self.results)
@@ -53,10 +73,12 @@ class CycleReport:
             passed=outcomes[Outcome.PASSED],
             failed=outcomes[Outcome.FAILED],
             unrouted=outcomes[Outcome.UNROUTED],
+            rejected=outcomes[Outcome.REJECTED],
             not_run=outcomes[Outcome.NOT_RUN],
             skipped=len(self.plan.skipped),
             posted=sum(1 for d in deliveries if d.delivered),
             post_failed=sum(1 for d in deliveries if not d.delivered),
+            post_rejected=sum(1 for d in deliveries if d.status == 400),
         )
 
 
@@ -70,6 +92,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "total_jobs_failed": totals.failed,
         "expected_total_jobs": totals.expected,
         "total_jobs_unrouted": totals.unrouted,
+        "total_jobs_rejected": totals.rejected,
         "total_jobs_not_run": totals.not_run,
         "total_skipped": totals.skipped,
         "total_posted": totals.posted,
@@ -78,8 +101,12 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "started_at": round(report.started_at, 3),
         "finished_at": round(report.finished_at, 3),
         "stopped": report.stopped,
+        "interrupted": None if report.interrupted is None else signal.Signals(report.interrupted).name,
         "posting": report.posting,
-        "notes": list(report.notes),
+        "posting_stopped": report.posting_stopped,
+        "earlier_rows_delivered": report.earlier_rows.delivered,
+        "rows_rejected_by_leaderboard": report.rows_rejected,
+        "undelivered": report.undelivered,
         "jobs": [_job_entry(result) for result in report.results],
         "skipped": [
             {"orchestrator": s.orchestrator, "pipeline": s.capability, "model": s.model, "reason": s.reason}

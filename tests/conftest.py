@@ -21,6 +21,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own default state directory: no outbox leaks between tests or into $HOME."""
+    home = tmp_path / "state-home"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home / "ai-job-tester"
+
+
 @pytest.fixture
 def network() -> Iterator[SimNetwork]:
     with SimNetwork() as sim:

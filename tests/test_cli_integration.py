@@ -104,7 +104,10 @@ def test_a_gateway_not_in_tester_mode_gets_nothing_posted(network: SimNetwork, s
     network.gateway.tester_mode = False  # asks the webhook once, then routes from its cache
     result = invoke("run", "-f", str(sim_config()))
     assert network.leaderboard.rows == []
-    assert "unrouted 11" in result.output and "is it in tester mode?" in result.output
+    assert result.exit_code == 1  # stopped after the first three, instead of running the whole cycle
+    assert "unrouted 3, rejected 0, not run 8" in result.output
+    assert "the first 3 jobs ran without the gateway asking the webhook" in result.output
+    assert "-aiTesterGateway=true" in result.output
 
 
 def test_a_request_the_gateway_rejects_before_routing_is_not_posted(
@@ -121,6 +124,7 @@ def test_a_request_the_gateway_rejects_before_routing_is_not_posted(
     assert result.exit_code == 0
     assert network.leaderboard.rows == [] and served(network) == Counter()
     assert "rejected the request before routing it (HTTP 400: missing required fields)" in result.output
+    assert "1 job(s) rejected by the gateway before routing and not posted" in result.output
 
 
 def test_unreachable_gateway_is_a_tester_error_with_one_line(

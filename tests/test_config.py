@@ -126,3 +126,10 @@ def test_secret_never_appears_in_a_config_error(tmp_path: Path) -> None:
         load_config(path)
     assert "s3cr3t" not in str(caught.value) and "t0ken" not in str(caught.value)
     assert "s3cr3t" not in repr(parse_config(_with({"metricsSecret": "s3cr3t-value"}), source=path))
+
+
+def test_tls_is_verified_unless_explicitly_turned_off(tmp_path: Path) -> None:
+    assert load_config(GO_CONFIG).verify_tls is True
+    config = parse_config(_with({"verifyTls": False, "stateDir": "state"}), source=tmp_path / "c.json")
+    assert config.verify_tls is False
+    assert config.state_dir == tmp_path / "state"  # relative to the config file

@@ -127,3 +127,18 @@ def test_unreachable_cli_port_names_the_setting() -> None:
     respx.get(f"{CLI}/registeredOrchestrators").mock(side_effect=httpx.ConnectError("refused"))
     with httpx.Client() as client, pytest.raises(GatewayUnreachable, match="broadcasterCliEndpoint"):
         GatewayCli(client, CLI).registered_orchestrators()
+
+
+@respx.mock
+def test_a_redirect_is_not_followed_but_reported() -> None:
+    respx.get(f"{CLI}/registeredOrchestrators").respond(301, headers={"Location": "http://elsewhere/"})
+    with httpx.Client() as client, pytest.raises(GatewayReplyError, match="HTTP 301"):
+        GatewayCli(client, CLI).registered_orchestrators()
+
+
+@respx.mock
+def test_a_discovery_reply_past_the_size_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ai_job_tester.gateway.MAX_DISCOVERY_BYTES", 1000)
+    respx.get(f"{CLI}/registeredOrchestrators").respond(200, content=b"[" + b" " * 5000 + b"]")
+    with httpx.Client() as client, pytest.raises(GatewayReplyError, match="reply is larger than 1000 bytes"):
+        GatewayCli(client, CLI).registered_orchestrators()

@@ -81,7 +81,7 @@ def test_a_job_the_gateway_never_routed_through_the_webhook_is_unrouted() -> Non
 
 def test_a_request_rejected_before_routing_is_not_the_orchestrators_failure() -> None:
     verdict = classify("llm", exchange(400, {"error": {"message": "missing required fields"}}, hits=0))
-    assert verdict.outcome is Outcome.UNROUTED
+    assert verdict.outcome is Outcome.REJECTED and not verdict.outcome.postable
     assert "rejected the request before routing it (HTTP 400: missing required fields)" in verdict.message
 
 
@@ -108,3 +108,7 @@ def test_gateway_message_reads_error_bodies_and_flattens_text() -> None:
     assert gateway_message(b"<html>\n  <b>502</b>\n</html>") == "<html> <b>502</b> </html>"
     assert gateway_message(b"") == "(empty body)"
     assert len(gateway_message(b"x" * 1000)) == 300
+
+
+def test_a_redirect_without_a_webhook_request_is_never_posted() -> None:
+    assert classify("text-to-image", exchange(302, b"", hits=0)).outcome is Outcome.UNROUTED

@@ -58,6 +58,7 @@ class _Server(ThreadingHTTPServer):
     """Remembers open connections so that stopping it really cuts clients off, as a crash would."""
 
     daemon_threads = True
+    allow_reuse_address = True  # a restarted simulated service takes its old port back
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
@@ -89,8 +90,8 @@ class _Server(ThreadingHTTPServer):
 class ServerThread:
     """Serves one handler class on 127.0.0.1 with an ephemeral port, in a daemon thread."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: object) -> None:
-        self.server = _Server(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: object, port: int = 0) -> None:
+        self.server = _Server(("127.0.0.1", port), handler)
         self.server.owner = owner  # type: ignore[attr-defined]
         # A short poll keeps stop() quick: shutdown() waits for the loop's next turn.
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)

@@ -185,6 +185,8 @@ class _JobHandler(QuietHandler):
         params: dict[str, Any],
     ) -> None:
         fault = orch.fault_for(capability)
+        if orch.on_job is not None:
+            orch.on_job()
         started = time.perf_counter()
         time.sleep(orch.slow_seconds if fault is Fault.SLOW else orch.latency)
         orch.record(
@@ -202,6 +204,9 @@ class _JobHandler(QuietHandler):
             self.drop()
         elif fault is Fault.EMPTY:
             self.reply(200, b"", "text/plain")
+        elif fault is Fault.HUGE:
+            body, content_type = replies.success_body(route, model, params, {})
+            self.reply(200, b" " * orch.huge_bytes + body, content_type)
         else:
             media: dict[str, bytes] = {}
             body, content_type = replies.success_body(route, model, params, media)

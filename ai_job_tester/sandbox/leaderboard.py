@@ -49,14 +49,18 @@ class StoredRow(BaseModel):
 class SimLeaderboard:
     """Keeps the rows it accepts in ``rows``; ``dropped`` holds rows of transcoding-only regions."""
 
-    def __init__(self, secret: str, regions: dict[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(self, secret: str, regions: dict[str, tuple[str, ...]] | None = None, *, port: int = 0) -> None:
         self.secret = secret
         self.regions = dict(DEFAULT_REGIONS if regions is None else regions)
         self.rows: list[StoredRow] = []
         self.dropped: list[StoredRow] = []
         self.rejected: list[tuple[int, str]] = []
+        self.script: list[int] = []  # statuses to answer the next posts with, before judging them
+        self.serve_regions = True
+        self.held = 0  # posts that arrived while held
+        self._gate: threading.Event | None = None
         self._lock = threading.Lock()
-        self._server = ServerThread(_Handler, self)
+        self._server = ServerThread(_Handler, self, port)
 
     @property
     def url(self) -> str:
@@ -72,8 +76,36 @@ class SimLeaderboard:
     def stop(self) -> None:
         self._server.stop()
 
+    def hold_posts(self) -> None:
+        """From now on posts wait unanswered, as behind a hung database, until released."""
+        self._gate = threading.Event()
+
+    def release_posts(self) -> None:
+        """Let held posts go: each is dropped unanswered and stored nowhere."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
+
+    def wait_if_held(self) -> bool:
+        """Called by the handler: block while posts are held; tell whether this one was."""
+        gate = self._gate
+        if gate is None:
+            return False
+        with self._lock:
+            self.held += 1
+        gate.wait()
+        return True
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server.server_address[1])
+
     def accept(self, body: bytes, signature: str) -> tuple[int, str]:
         """Judge one POST as leaderboard-serverless does and return (status, text)."""
+        with self._lock:
+            scripted = self.script.pop(0) if self.script else None
+        if scripted is not None:
+            return self._reject(scripted, f"scripted answer {scripted}")
         expected = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             return self._reject(403, "invalid signature")
@@ -115,11 +147,15 @@ class _Handler(QuietHandler):
         if self.path != "/api/post_stats":
             self.reply(404, b"not found\n", "text/plain")
             return
-        status, text = _owner(self).accept(body, self.headers.get("Authorization", ""))
+        board = _owner(self)
+        if board.wait_if_held():
+            self.drop()
+            return
+        status, text = board.accept(body, self.headers.get("Authorization", ""))
         self.reply(status, text.encode(), "text/plain")
 
     def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/api/regions":
+        if self.path == "/api/regions" and _owner(self).serve_regions:
             self.reply_json(200, _owner(self).regions_document())
         else:
             self.reply(404, b"not found\n", "text/plain")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -15,6 +16,7 @@ class Fault(StrEnum):
     DROP = "drop"  # the connection closes with no reply at all
     EMPTY = "empty"  # 200 with an empty body
     SLOW = "slow"  # replies only after ``SimOrchestrator.slow_seconds``
+    HUGE = "huge"  # 200 with ``SimOrchestrator.huge_bytes`` of JSON whitespace before a valid body
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,9 @@ class SimOrchestrator:
     fault: Fault = Fault.NONE
     faults: dict[str, Fault] = field(default_factory=dict)  # per capability name
     slow_seconds: float = 30.0
+    huge_bytes: int = 20 * 1024 * 1024
     active: bool = True
+    on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash the gateway
     served: list[ServedJob] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -1,0 +1,78 @@
+"""The outbox and the lock: rows survive until delivered; one cycle per state directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ai_job_tester.errors import CycleLocked, StateDirError
+from ai_job_tester.outbox import Outbox
+from ai_job_tester.rows import LeaderboardRow
+from ai_job_tester.state import CycleLock, default_state_dir, prepare_state_dir
+
+
+def row(model: str) -> LeaderboardRow:
+    return LeaderboardRow(
+        region="FRA", orchestrator="0xa", success_rate=1.0, round_trip_time=0.5, errors=[], timestamp=1,
+        model=model, pipeline="Text to image", model_is_warm=True, input_parameters="{}", response_payload="{}",
+    )  # fmt: skip
+
+
+def test_rows_wait_oldest_first_until_delivered(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    for model in ("first", "second", "third"):
+        outbox.put(row(model))
+    pending = list(outbox.pending())
+    assert [p.row.model for p in pending] == ["first", "second", "third"]
+    outbox.delivered(pending[0])
+    assert [p.row.model for p in Outbox(tmp_path).pending()] == ["second", "third"]  # as a new run sees it
+    assert not list((tmp_path / "outbox").glob("*.tmp"))
+
+
+def test_a_rejected_row_is_kept_with_the_servers_message(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    outbox.reject(outbox.put(row("m")), "HTTP 400: invalid region")
+    assert outbox.count() == 0 and outbox.rejected_count() == 1
+    document = json.loads(next((tmp_path / "rejected").glob("*.json")).read_text())
+    assert document["message"] == "HTTP 400: invalid region" and document["row"]["model"] == "m"
+
+
+def test_an_unreadable_outbox_file_is_set_aside_not_lost(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    (tmp_path / "outbox" / "00000000000000000001-garbled.json").write_text("{not json")
+    outbox.put(row("good"))
+    assert [p.row.model for p in outbox.pending()] == ["good"]
+    assert outbox.rejected_count() == 1
+
+
+def test_outbox_files_are_private_to_the_user(tmp_path: Path) -> None:
+    parcel = Outbox(tmp_path).put(row("m"))
+    assert stat.S_IMODE(parcel.path.stat().st_mode) == 0o600
+
+
+def test_the_lock_admits_one_cycle_and_names_the_holder(tmp_path: Path) -> None:
+    with CycleLock(tmp_path):
+        with pytest.raises(CycleLocked, match=f"another cycle \\(pid {os.getpid()}\\) is running") as caught:
+            CycleLock(tmp_path).acquire()
+        assert caught.value.exit_code == 5
+    with CycleLock(tmp_path):  # released on exit
+        pass
+
+
+def test_default_state_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_state_dir() == tmp_path / "ai-job-tester"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_state_dir() == tmp_path / ".local" / "state" / "ai-job-tester"
+
+
+def test_an_unusable_state_dir_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateDirError, match=r"cannot create the state directory .*; set stateDir or --state-dir"):
+        prepare_state_dir(blocker / "state")
