@@ -1,15 +1,18 @@
 """The command line: parse options, call the library, turn its errors into exit codes.
 
 Exit codes: 0 the cycle completed (orchestrator failures are data, not errors);
-1 tester error; 2 usage or config error; 4 rows left undelivered; 5 another cycle
-holds the lock; 130 SIGINT; 143 SIGTERM.
+1 tester error; 2 usage or config error; 3 a job failed (with --fail-on-job-failure);
+4 rows left undelivered; 5 another cycle holds the lock; 130 SIGINT; 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -30,17 +33,46 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 ConfigOption = Annotated[
-    Path, typer.Option("-f", "--config", help="The config file (the Go tester's format is accepted unchanged).")
+    Path,
+    typer.Option(
+        "-f",
+        "--config",
+        envvar="AI_JOB_TESTER_CONFIG",
+        help="The config file (the Go tester's format works unchanged).",
+    ),
 ]
 ReportOption = Annotated[
     Optional[Path], typer.Option("--report", help="Write the cycle's JSON report to this file.", dir_okay=False)
 ]
+JunitOption = Annotated[
+    Optional[Path],
+    typer.Option("--junit", help="Write JUnit XML: a suite per orchestrator, a case per job.", dir_okay=False),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log each job as it starts, too.")]
+LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="text, or json: one JSON object per line.")]
 StateDirOption = Annotated[
     Optional[Path],
     typer.Option("--state-dir", help="Where undelivered rows and the lock live (overrides stateDir).", file_okay=False),
 ]
+DEFAULT_CONFIG = Path("configs/config.json")
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """What the operator asked to see and keep, apart from what the cycle does."""
+
+    report: Path | None = None
+    junit: Path | None = None
+    verbose: bool = False
+    log_format: LogFormat = LogFormat.TEXT
+    fail_on_job_failure: bool = False
 
 
 def _fail(exc: TesterError) -> typer.Exit:
@@ -50,7 +82,7 @@ def _fail(exc: TesterError) -> typer.Exit:
 
 @app.command()
 def run(
-    config: ConfigOption = Path("configs/config.json"),
+    config: ConfigOption = DEFAULT_CONFIG,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Discover and print the plan; send no job, post nothing.")
     ] = False,
@@ -66,8 +98,13 @@ def run(
     no_post: Annotated[
         bool, typer.Option("--no-post", help="Keep results local: post nothing to the leaderboard.")
     ] = False,
+    fail_on_job_failure: Annotated[
+        bool, typer.Option("--fail-on-job-failure", help="Exit 3 when any job failed (for CI smoke checks).")
+    ] = False,
     report: ReportOption = None,
+    junit: JunitOption = None,
     state_dir: StateDirOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
     verbose: VerboseOption = False,
 ) -> None:
     """Run one test cycle against the gateway in CONFIG."""
@@ -77,16 +114,22 @@ def run(
 
     filters = Filters(tuple(orchestrator or ()), tuple(pipeline or ()), tuple(model or ()))
     options = RunOptions(filters=filters, dry_run=dry_run, post=not no_post, state_dir=state_dir)
+    outputs = Outputs(report, junit, verbose, log_format, fail_on_job_failure)
     try:
-        loaded = load_config(config)
-        code = _execute(loaded, options, report_path=report, verbose=verbose)
+        code = _execute(load_config(config, environ=os.environ), options, outputs)
     except TesterError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code=code)
 
 
 @app.command()
-def demo(report: ReportOption = None, state_dir: StateDirOption = None, verbose: VerboseOption = False) -> None:
+def demo(
+    report: ReportOption = None,
+    junit: JunitOption = None,
+    state_dir: StateDirOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
+    verbose: VerboseOption = False,
+) -> None:
     """Run a full cycle against the built-in simulated network: no gateway needed."""
     from .config import parse_config
     from .console import stdout_console
@@ -94,40 +137,57 @@ def demo(report: ReportOption = None, state_dir: StateDirOption = None, verbose:
     from .sandbox import SimNetwork
     from .webhook import Webhook
 
+    outputs = Outputs(report, junit, verbose, log_format)
     try:
-        with SimNetwork() as network:
+        with SimNetwork() as network, tempfile.TemporaryDirectory(prefix="ai-job-tester-demo-") as scratch:
             webhook = Webhook.bind("127.0.0.1", 0)
-            raw = network.tester_config(webhook_port=webhook.port)
-            config = parse_config(raw, source=Path("<simulated network>"))
+            config = parse_config(network.tester_config(webhook_port=webhook.port), source=Path("<demo>"))
             # The demo's rows go to the simulated leaderboard: keep them apart from a real outbox.
-            with tempfile.TemporaryDirectory(prefix="ai-job-tester-demo-") as scratch:
-                options = RunOptions(state_dir=state_dir or Path(scratch))
-                code = _execute(config, options, report_path=report, verbose=verbose, webhook=webhook)
+            options = RunOptions(state_dir=state_dir or Path(scratch))
+            code = _execute(config, options, outputs, webhook=webhook)
+            board = network.leaderboard
             stdout_console().print(
-                f"The simulated leaderboard accepted {len(network.leaderboard.rows)} rows "
-                f"and rejected {len(network.leaderboard.rejected)}."
+                f"The simulated leaderboard accepted {len(board.rows)} rows and rejected {len(board.rejected)}."
             )
     except TesterError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code=code)
 
 
-def _execute(
-    config: Config,
-    options: RunOptions,
-    *,
-    report_path: Path | None,
-    verbose: bool,
-    webhook: Webhook | None = None,
-) -> int:
+@app.command()
+def validate(
+    config: ConfigOption = DEFAULT_CONFIG,
+    online: Annotated[
+        bool, typer.Option("--online", help="Also check that the gateway's CLI port and the leaderboard answer.")
+    ] = False,
+) -> None:
+    """Check CONFIG and its test files, and print the pipelines it would test."""
+    from .config import load_config
+    from .console import render_pipelines, stdout_console
+    from .validation import check_online, summarise
+
+    console = stdout_console()
+    try:
+        loaded = load_config(config, environ=os.environ)
+        render_pipelines(summarise(loaded), console)
+        lines = check_online(loaded) if online else []
+    except TesterError as exc:
+        raise _fail(exc) from None
+    for line in lines:
+        console.print(line)
+    console.print(f"{config}: OK")
+
+
+def _execute(config: Config, options: RunOptions, outputs: Outputs, *, webhook: Webhook | None = None) -> int:
     from .console import LogObserver, ProgressObserver, configure_logging, stderr_console
     from .cycle import run_cycle
     from .interrupts import Interrupted, signals_raise
 
-    configure_logging(verbose=verbose)
+    json_lines = outputs.log_format is LogFormat.JSON
+    configure_logging(verbose=outputs.verbose, json_lines=json_lines)
     try:
         with signals_raise():
-            if sys.stderr.isatty():
+            if sys.stderr.isatty() and not json_lines:
                 with ProgressObserver(stderr_console()) as observer:
                     result = run_cycle(config, options, observer, webhook=webhook)
             else:
@@ -136,23 +196,26 @@ def _execute(
         # Only before the first job: once jobs run, the cycle itself stops and reports.
         typer.echo(f"Interrupted by {exc} before any job ran; nothing was sent.", err=True)
         return exc.exit_code
-    _show(result, options, report_path)
-    return exit_code(result)
+    _show(result, options, outputs)
+    return exit_code(result, fail_on_job_failure=outputs.fail_on_job_failure)
 
 
-def exit_code(report: CycleReport) -> int:
+def exit_code(report: CycleReport, *, fail_on_job_failure: bool = False) -> int:
     """Map a finished cycle to the documented exit code."""
     if report.interrupted is not None:
         return 128 + report.interrupted
     if report.stopped is not None:
         return 1
+    if fail_on_job_failure and report.totals().failed:
+        return 3
     if report.posting and (report.undelivered or report.rows_rejected):
         return 4
     return 0
 
 
-def _show(result: CycleReport, options: RunOptions, report_path: Path | None) -> None:
+def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> None:
     from .console import render_plan, render_summary, stdout_console
+    from .junit import to_junit
     from .report import to_json
 
     console = stdout_console()
@@ -160,11 +223,17 @@ def _show(result: CycleReport, options: RunOptions, report_path: Path | None) ->
         render_plan(result.plan, console)
     else:
         render_summary(result, console)
-    if report_path is not None:
-        try:
-            report_path.write_text(json.dumps(to_json(result), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise TesterError(f"cannot write the report to {report_path}: {exc.strerror}") from None
+    if outputs.report is not None:
+        _write(outputs.report, (json.dumps(to_json(result), indent=2) + "\n").encode(), "report")
+    if outputs.junit is not None:
+        _write(outputs.junit, to_junit(result), "JUnit report")
+
+
+def _write(path: Path, data: bytes, what: str) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise TesterError(f"cannot write the {what} to {path}: {exc.strerror}") from None
 
 
 def main() -> None:

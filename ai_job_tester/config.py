@@ -8,6 +8,7 @@ Unknown keys are rejected so that a typo never silently changes a test.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -134,8 +135,15 @@ class Config(_Strict):
         return self
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and resolve a config file; raise ``ConfigError`` with one clear line."""
+SECRET_VARIABLES = {"METRICS_SECRET": "metricsSecret", "BROADCASTER_REQUEST_TOKEN": "broadcasterRequestToken"}
+"""Environment variables that override the file's secrets, so that secrets need not sit in it."""
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and resolve a config file; raise ``ConfigError`` with one clear line.
+
+    Secrets in ``environ`` (see ``SECRET_VARIABLES``) take precedence over the file's.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -146,13 +154,17 @@ def load_config(path: Path) -> Config:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    return parse_config(raw, source=path)
+    return parse_config(raw, source=path, environ=environ)
 
 
-def parse_config(raw: Any, *, source: Path) -> Config:
+def parse_config(raw: Any, *, source: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Validate already-decoded JSON; relative asset paths resolve against the file's folder."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a JSON object")
+    for variable, key in SECRET_VARIABLES.items():
+        value = (environ or {}).get(variable)
+        if value:
+            raw = {**raw, key: value}
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
@@ -161,13 +173,42 @@ def parse_config(raw: Any, *, source: Path) -> Config:
     for index, pipeline in enumerate(config.pipelines):
         asset = _resolve_asset(pipeline, base=source.parent)
         if asset is not None:
-            if not asset.is_file():
-                raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} does not exist")
+            problem = check_asset(asset, pipeline.resolved_file_field)
+            if problem:
+                raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} {problem}")
             paths[index] = asset
     update: dict[str, Any] = {"asset_paths": paths}
     if config.state_dir is not None and not config.state_dir.is_absolute():
         update["state_dir"] = source.parent / config.state_dir
     return config.model_copy(update=update)
+
+
+MAX_AUDIO_BYTES = 50 * 1024 * 1024
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+_AUDIO_MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
+
+
+def check_asset(path: Path, file_field: str) -> str | None:
+    """Return why a test file cannot be sent (missing, empty, wrong kind), or None when it can."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if size == 0:
+        return "is empty"
+    if file_field == "audio":
+        if size > MAX_AUDIO_BYTES:
+            return "is larger than the 50 MiB an orchestrator accepts"
+        if not (head.startswith(_AUDIO_MAGIC) or head[4:8] == b"ftyp"):
+            return "is not a known audio container (MP4, WAV, MP3, Ogg, FLAC or WebM)"
+    elif file_field == "image" and not head.startswith(_IMAGE_MAGIC):
+        return "is not a PNG, JPEG or GIF image (the orchestrator prices only those)"
+    return None
 
 
 def _resolve_asset(pipeline: PipelineConfig, *, base: Path) -> Path | None:

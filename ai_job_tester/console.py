@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
@@ -15,6 +17,7 @@ from .outcome import Outcome
 from .plan import Plan, PlannedJob
 from .report import CycleReport
 from .results import JobResult
+from .validation import PipelineSummary
 
 log = logging.getLogger("ai_job_tester")
 
@@ -36,12 +39,39 @@ def stderr_console() -> Console:
     return Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
 
 
-def configure_logging(*, verbose: bool = False) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message, and the job's coordinates when there is a job."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for key in JOB_FIELDS:
+            if hasattr(record, key):
+                document[key] = getattr(record, key)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+JOB_FIELDS = ("orchestrator", "pipeline", "model", "outcome", "round_trip_time", "error_code")
+
+
+def configure_logging(*, verbose: bool = False, json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
+
+
+def _job_fields(job: PlannedJob) -> dict[str, object]:
+    return {"orchestrator": job.orchestrator.address, "pipeline": job.capability, "model": job.model}
 
 
 def _job_label(job: PlannedJob) -> str:
@@ -64,7 +94,7 @@ class LogObserver:
         )
 
     def job_started(self, index: int, job: PlannedJob) -> None:
-        log.debug("job %d/%d started: %s", index + 1, self._total, _job_label(job))
+        log.debug("job %d/%d started: %s", index + 1, self._total, _job_label(job), extra=_job_fields(job))
 
     def job_finished(self, index: int, result: JobResult) -> None:
         rtt = f"{result.round_trip:.3f}s" if result.round_trip is not None else "-"
@@ -72,6 +102,12 @@ class LogObserver:
         post = ""
         if result.delivery is not None and not result.delivery.delivered:
             post = f" (not posted: {result.delivery.message})"
+        extra = {
+            **_job_fields(result.job),
+            "outcome": result.outcome.value,
+            "round_trip_time": result.round_trip,
+            "error_code": result.verdict.error_code,
+        }
         log.info(
             "job %d/%d %s %s %s%s%s",
             index + 1,
@@ -81,6 +117,7 @@ class LogObserver:
             rtt,
             detail,
             post,
+            extra=extra,
         )
 
 
@@ -115,6 +152,17 @@ class ProgressObserver:
 
     def job_finished(self, index: int, result: JobResult) -> None:
         self._progress.advance(self._task)
+
+
+def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> None:
+    """Print the configured pipelines as ``validate`` sees them."""
+    table = Table(title=f"{sum(p.tested for p in pipelines)} pipelines to test")
+    for column in ("name", "route", "body", "model field", "test file", "timeout", "tested"):
+        table.add_column(column)
+    for p in pipelines:
+        table.add_row(p.name, p.route, p.content_type, p.model_field, str(p.asset or "-"), f"{p.timeout:g} s",
+                      "yes" if p.tested else "no: live video")  # fmt: skip
+    console.print(table)
 
 
 def render_plan(plan: Plan, console: Console) -> None:

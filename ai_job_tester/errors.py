@@ -6,6 +6,7 @@
     ├── ConfigError              exit 2: the config file is missing or invalid
     ├── UsageError               exit 2: command-line options contradict each other or the config
     ├── LeaderboardRegionError   exit 2: the leaderboard has no AI region of the configured name
+    ├── OnlineCheckError         exit 2: ``validate --online`` found an endpoint that does not answer
     ├── WebhookPortInUse         exit 1: the webhook cannot bind its address
     ├── StateDirError            exit 1: the state directory cannot be created or written
     ├── GatewayUnreachable       exit 1: the gateway does not accept connections
@@ -41,6 +42,12 @@ class UsageError(TesterError):
 
 class LeaderboardRegionError(TesterError):
     """Raised when the leaderboard's regions do not include the configured region as an AI region."""
+
+    exit_code = 2
+
+
+class OnlineCheckError(TesterError):
+    """Raised by ``validate --online`` when the gateway's CLI port or the leaderboard does not answer."""
 
     exit_code = 2
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from ai_job_tester.cli import app
@@ -188,10 +189,18 @@ def test_module_entry_point_and_help() -> None:
     assert done.returncode == 0 and "--dry-run" in done.stdout
 
 
-@pytest.mark.parametrize("command", ["run", "demo"])
-def test_every_command_option_is_in_the_readme(command: str) -> None:
+COMMANDS = ["run", "demo", "validate"]
+
+
+def test_the_readme_covers_every_command() -> None:
+    assert sorted(typer.main.get_command(app).commands) == sorted(COMMANDS)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_every_option_is_in_the_readme(command: str) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    click_command = __import__("typer").main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    assert click_command.help and f"ai-job-tester {command}" in readme
     for param in click_command.params:
         for opt in param.opts:
             if opt.startswith("--"):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ai_job_tester.config import load_config, parse_config
+from ai_job_tester.config import check_asset, load_config, parse_config
 from ai_job_tester.errors import ConfigError
 from ai_job_tester.resources import seed_config
 
@@ -133,3 +133,37 @@ def test_tls_is_verified_unless_explicitly_turned_off(tmp_path: Path) -> None:
     config = parse_config(_with({"verifyTls": False, "stateDir": "state"}), source=tmp_path / "c.json")
     assert config.verify_tls is False
     assert config.state_dir == tmp_path / "state"  # relative to the config file
+
+
+@pytest.mark.parametrize(
+    ("field", "content", "problem"),
+    [
+        ("image", b"", "is empty"),
+        ("image", b"hello", "is not a PNG, JPEG or GIF image"),
+        ("image", b"GIF89a....", None),
+        ("audio", b"\x00\x00\x00\x18ftypisom", None),
+        ("audio", b"RIFF\x00\x00\x00\x00WAVE", None),
+        ("audio", b"plain text", "is not a known audio container"),
+    ],
+)
+def test_test_files_are_checked_by_their_leading_bytes(
+    field: str, content: bytes, problem: str | None, tmp_path: Path
+) -> None:
+    path = tmp_path / "asset"
+    path.write_bytes(content)
+    found = check_asset(path, field)
+    assert (found is None) if problem is None else (found is not None and found.startswith(problem))
+
+
+def test_shipped_assets_pass_their_own_checks() -> None:
+    config = load_config(GO_CONFIG)
+    for index, path in config.asset_paths.items():
+        assert check_asset(path, config.pipelines[index].resolved_file_field) is None
+
+
+def test_secrets_from_the_environment_override_the_file(tmp_path: Path) -> None:
+    env = {"METRICS_SECRET": "env-secret", "BROADCASTER_REQUEST_TOKEN": "env-token"}
+    config = parse_config(_with(drop="metricsSecret"), source=tmp_path / "c.json", environ=env)
+    assert config.metrics_secret.get_secret_value() == "env-secret"
+    assert config.broadcaster_request_token is not None
+    assert config.broadcaster_request_token.get_secret_value() == "env-token"

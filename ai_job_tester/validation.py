@@ -1,0 +1,64 @@
+"""``validate``: what a config would test, and (online) whether its endpoints answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .config import Config
+from .errors import GatewayReplyError, GatewayUnreachable, LeaderboardRegionError, OnlineCheckError
+from .gateway import GatewayCli
+from .leaderboard import Leaderboard, regions_url
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSummary:
+    """One configured pipeline as the tester will send it."""
+
+    name: str
+    route: str
+    content_type: str
+    model_field: str
+    asset: Path | None
+    timeout: float
+    tested: bool
+
+
+def summarise(config: Config) -> list[PipelineSummary]:
+    """Describe every pipeline; live ones are listed but not tested. Pure."""
+    return [
+        PipelineSummary(
+            name=pipeline.name,
+            route=pipeline.route,
+            content_type=pipeline.content_type,
+            model_field=pipeline.resolved_model_field,
+            asset=config.asset_paths.get(index),
+            timeout=pipeline.timeout,
+            tested=pipeline.is_request,
+        )
+        for index, pipeline in enumerate(config.pipelines)
+    ]
+
+
+def check_online(config: Config, *, transport: httpx.BaseTransport | None = None) -> list[str]:
+    """Ask the gateway's CLI port and the leaderboard's regions; return what each said."""
+    with httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False) as client:
+        try:
+            orchestrators = GatewayCli(client, config.broadcaster_cli_endpoint).registered_orchestrators()
+        except (GatewayUnreachable, GatewayReplyError) as exc:
+            raise OnlineCheckError(str(exc)) from None
+        regions = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret).ai_regions()
+    if regions is None:
+        raise OnlineCheckError(
+            f"the leaderboard's regions endpoint {regions_url(config.metrics_api_endpoint)} does not answer"
+        )
+    if config.region not in regions:
+        raise LeaderboardRegionError(
+            f"region {config.region!r} is not an AI region on the leaderboard; its AI regions are: {', '.join(regions)}"
+        )
+    return [
+        f"gateway CLI port {config.broadcaster_cli_endpoint}: {len(orchestrators)} active orchestrators",
+        f"leaderboard {regions_url(config.metrics_api_endpoint)}: {config.region} is an AI region",
+    ]
