@@ -73,6 +73,7 @@ class PipelineConfig(_Strict):
     asset: str | None = Field(default=None, min_length=1)
     file_field: str | None = Field(default=None, min_length=1)
     timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0)
+    verify_output: bool = True
 
     @property
     def route(self) -> str:

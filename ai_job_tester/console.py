@@ -17,6 +17,7 @@ from .outcome import Outcome
 from .plan import Plan, PlannedJob
 from .report import CycleReport
 from .results import JobResult
+from .scores import Rollup, key_of, rollup, score_cycle
 from .validation import PipelineSummary
 
 log = logging.getLogger("ai_job_tester")
@@ -195,25 +196,23 @@ def _render_skipped(plan: Plan, console: Console) -> None:
 
 
 def render_summary(report: CycleReport, console: Console) -> None:
-    """Print the per-job table, the skipped offers and the totals."""
+    """Print the per-job table, the per-orchestrator roll-up, the skipped offers and the totals."""
+    scores = score_cycle(report.results)
     table = Table(title=f"Region {report.region}: {len(report.results)} jobs")
-    for column in ("orchestrator", "pipeline", "model", "warm", "result", "round trip", "error", "posted"):
-        table.add_column(column, overflow="fold")
+    for column in ("orchestrator", "pipeline", "model", "warm", "result", "round trip", "score", "error", "posted"):
+        # Addresses and numbers never wrap; the error text takes what width is left.
+        table.add_column(column, overflow="fold", no_wrap=column in ("orchestrator", "warm", "result", "score"))
     for result in report.results:
         job = result.job
-        rtt = f"{result.round_trip:.3f} s" if result.round_trip is not None else "-"
+        score = scores.get(key_of(result))
         error = " ".join(part for part in (result.verdict.error_code, result.verdict.message) if part)
         table.add_row(
-            job.orchestrator.address,
-            job.capability,
-            job.model,
-            "warm" if job.warm else "cold",
-            f"[{_STYLE[result.outcome]}]{result.outcome.value}[/]",
-            rtt,
-            error,
-            _posted(result),
-        )
+            job.orchestrator.address, job.capability, job.model, "warm" if job.warm else "cold",
+            f"[{_STYLE[result.outcome]}]{result.outcome.value}[/]", _timing(result),
+            "-" if score is None else f"{score.score:.3f}", error, _posted(result),
+        )  # fmt: skip
     console.print(table)
+    _render_rollup(rollup(report.results, scores), console)
     _render_skipped(report.plan, console)
     t = report.totals()
     console.print(
@@ -257,6 +256,30 @@ def _delivery_lines(report: CycleReport) -> list[str]:
     if report.undelivered:
         lines.append(f"[red]{report.undelivered} row(s) wait in the outbox[/] and will be sent first by the next run")
     return lines
+
+
+def _timing(result: JobResult) -> str:
+    if result.round_trip is None:
+        return "-"
+    parts = [f"{result.round_trip:.3f} s"]
+    if result.time_to_first_token is not None:
+        parts.append(f"first token {result.time_to_first_token:.3f} s")
+    if result.tokens_per_second is not None:
+        parts.append(f"{result.tokens_per_second:.0f} tok/s")
+    if result.output_check_seconds is not None:
+        parts.append(f"+{result.output_check_seconds:.3f} s fetch")
+    return parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+
+
+def _render_rollup(rollups: Sequence[Rollup], console: Console) -> None:
+    if not rollups:
+        return
+    table = Table(title="Per orchestrator (the leaderboard's formula over this cycle)")
+    for column in ("orchestrator", "models", "jobs", "passed", "mean score"):
+        table.add_column(column)
+    for r in rollups:
+        table.add_row(r.orchestrator, "warm" if r.warm else "cold", str(r.jobs), str(r.passed), f"{r.mean_score:.3f}")
+    console.print(table)
 
 
 def _posted(result: JobResult) -> str:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import httpx
 
-from . import rows
+from . import media, rows
 from .config import Config
 from .courier import Courier
 from .errors import GatewayUnreachable, LeaderboardRegionError
@@ -26,7 +26,7 @@ from .interrupts import Interrupted
 from .jobs import prepare, send
 from .leaderboard import Leaderboard
 from .outbox import Outbox
-from .outcome import TESTER_MODE_HINT, Outcome, TransportFault, classify
+from .outcome import TESTER_MODE_HINT, Outcome, TransportFault, Verdict, classify
 from .plan import Filters, Plan, PlannedJob, build_plan
 from .report import CycleReport, Delivered
 from .results import JobResult, build_row, not_run
@@ -229,6 +229,10 @@ class _Cycle:
                 capture_limit=self.config.capture_limit_bytes,
             )
         verdict = classify(job.route, exchange)
+        check_seconds = None
+        if verdict.outcome is Outcome.PASSED and job.pipeline.verify_output:
+            verdict, check_seconds = self._check_output(job, exchange.body, verdict)
+        stream = exchange.stream
         return JobResult(
             job=job,
             verdict=verdict,
@@ -239,7 +243,21 @@ class _Cycle:
             response_payload=rows.response_payload(
                 exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
             ),
+            output_check_seconds=check_seconds,
+            time_to_first_token=None if stream is None else stream.first_token_at,
+            tokens_per_second=None if stream is None else stream.tokens_per_second,
         )
+
+    def _check_output(self, job: PlannedJob, body: bytes, verdict: Verdict) -> tuple[Verdict, float | None]:
+        """Fetch the media the reply points at, right away: a gateway keeps it only briefly."""
+        target = media.media_target(job.route, body)
+        if target is None:
+            return verdict, None
+        fetched = media.fetch(self.client, self.config.broadcaster_job_endpoint, target)
+        problem = media.judge(target, fetched)
+        if problem is not None:
+            return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds
+        return verdict, fetched.seconds
 
     def _check_routing(self, results: Sequence[JobResult]) -> None:
         if len(results) == UNROUTED_STOP_AFTER and all(r.outcome is Outcome.UNROUTED for r in results):

@@ -23,6 +23,7 @@ from .config import Config
 from .errors import GatewayUnreachable
 from .outcome import Exchange, TransportFault
 from .plan import PlannedJob
+from .streaming import StreamMeter
 
 CHUNK_SIZE = 64 * 1024
 DEFAULT_CAPTURE_LIMIT = 4 * 1024 * 1024
@@ -107,6 +108,7 @@ def send(
     status: int | None = None
     content_type = ""
     complete = True
+    meter: StreamMeter | None = None
     started = time.perf_counter()
     deadline = started + prepared.timeout
     try:
@@ -114,13 +116,18 @@ def send(
         try:
             status = response.status_code
             content_type = response.headers.get("content-type", "")
-            for chunk in response.iter_bytes(CHUNK_SIZE):
+            if content_type.startswith("text/event-stream"):
+                meter = StreamMeter(started)  # an LLM stream: note when tokens arrive
+            for chunk in response.iter_bytes():  # as it arrives: a chunk size would hold tokens back
+                now = time.perf_counter()
+                if meter is not None:
+                    meter.feed(chunk, now)
                 room = capture_limit - len(captured)
                 if room > 0:
                     captured += chunk[:room]
                 if len(chunk) > room:
                     complete = False
-                if time.perf_counter() > deadline:
+                if now > deadline:
                     raise httpx.ReadTimeout("the reply did not finish within the job timeout")
         finally:
             response.close()
@@ -153,6 +160,7 @@ def send(
         round_trip=elapsed,
         webhook_requests=webhook_requests() - hits_before,
         captured_all=complete,
+        stream=None if meter is None else meter.stats(),
     )
 
 

@@ -7,6 +7,10 @@ Error codes posted to the leaderboard (and shown in the table):
 ``TIMEOUT``               no complete reply within the pipeline's ``timeout``
 ``CONNECTION_DROPPED``    the connection closed before a complete reply
 ``INVALID_RESPONSE``      a 2xx whose body lacks the route's success shape
+``STREAM_INCOMPLETE``     an LLM stream ended without a chunk with a ``finish_reason``
+``STREAM_ERROR``          an LLM stream carried an ``error`` event
+``BAD_OUTPUT``            the media the reply points at is missing, empty or of the
+                          wrong kind (set by the cycle after ``media.judge``)
 ========================  =======================================================
 """
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .replies import check_reply
+from .streaming import StreamStats
 
 TESTER_MODE_HINT = (
     "start the gateway with -orchWebhookUrl <this webhook> -webhookRefreshInterval=0 "
@@ -57,6 +62,7 @@ class Exchange:
     fault: TransportFault | None = None
     fault_detail: str = ""
     captured_all: bool = True
+    stream: StreamStats | None = None  # set when the reply was an event stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +83,23 @@ def classify(route: str, exchange: Exchange) -> Verdict:
     assert exchange.status is not None
     if not 200 <= exchange.status < 300:
         return Verdict(Outcome.FAILED, str(exchange.status), gateway_message(exchange.body))
+    if exchange.stream is not None:
+        return _judge_stream(exchange.stream)
     if not exchange.captured_all:
         # Every success shape of the contract is a few kilobytes; a reply past the capture
         # limit is not one of them and cannot be checked.
         return Verdict(Outcome.FAILED, "INVALID_RESPONSE", "the reply is larger than the capture limit")
-    problem = check_reply(route, exchange.body, exchange.content_type)
+    problem = check_reply(route, exchange.body)
     if problem:
         return Verdict(Outcome.FAILED, "INVALID_RESPONSE", problem)
+    return Verdict(Outcome.PASSED)
+
+
+def _judge_stream(stream: StreamStats) -> Verdict:
+    if stream.error is not None:
+        return Verdict(Outcome.FAILED, "STREAM_ERROR", f"the stream carried an error: {stream.error}")
+    if not stream.finished:
+        return Verdict(Outcome.FAILED, "STREAM_INCOMPLETE", "the stream ended without a chunk with a finish_reason")
     return Verdict(Outcome.PASSED)
 
 

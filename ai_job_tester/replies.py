@@ -7,7 +7,6 @@ check returns None when the body has the right shape, or a short reason when not
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,12 +72,10 @@ _SHAPES: dict[str, tuple[type[_Reply], ...]] = {
 }
 
 
-def check_reply(route: str, body: bytes, content_type: str) -> str | None:
+def check_reply(route: str, body: bytes) -> str | None:
     """Return None when ``body`` is a success reply for ``route``, else why it is not."""
     if not body.strip():
         return "the reply body is empty"
-    if content_type.startswith("text/event-stream"):
-        return _check_event_stream(body)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -98,26 +95,3 @@ def _problem(shape: type[_Reply], data: Any) -> str | None:
         where = ".".join(str(part) for part in first["loc"]) or "the reply"
         return f"the reply does not have the expected shape: {where}: {first['msg']}"
     return None
-
-
-def _check_event_stream(body: bytes) -> str | None:
-    # The gateway ends an LLM stream after the chunk whose finish_reason is set; no [DONE].
-    for chunk in iter_event_data(body):
-        if isinstance(chunk, dict) and "error" in chunk:
-            return f"the stream carried an error: {chunk['error']}"
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
-        if isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
-            return None
-    return "the stream ended without a chunk with a finish_reason"
-
-
-def iter_event_data(body: bytes, decode: Callable[[str], Any] = json.loads) -> list[Any]:
-    """Return the decoded ``data:`` payloads of a server-sent event stream, skipping bad ones."""
-    payloads = []
-    for line in body.decode("utf-8", errors="replace").splitlines():
-        if line.startswith("data:"):
-            try:
-                payloads.append(decode(line[5:].strip()))
-            except ValueError:
-                continue
-    return payloads

@@ -10,6 +10,7 @@ from typing import Any
 from .outcome import Outcome
 from .plan import Plan
 from .results import JobResult
+from .scores import Score, key_of, rollup, score_cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class CycleReport:
 def to_json(report: CycleReport) -> dict[str, Any]:
     """Return the ``--report`` document: the Go tester's counters first, then one entry per job."""
     totals = report.totals()
+    scores = score_cycle(report.results)
     return {
         "total_jobs": totals.run,
         "total_jobs_tester_error": totals.tester_errors,
@@ -107,7 +109,17 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "earlier_rows_delivered": report.earlier_rows.delivered,
         "rows_rejected_by_leaderboard": report.rows_rejected,
         "undelivered": report.undelivered,
-        "jobs": [_job_entry(result) for result in report.results],
+        "jobs": [_job_entry(result, scores.get(key_of(result))) for result in report.results],
+        "orchestrators": [
+            {
+                "orchestrator": r.orchestrator,
+                "warm": r.warm,
+                "jobs": r.jobs,
+                "passed": r.passed,
+                "mean_score": round(r.mean_score, 6),
+            }
+            for r in rollup(report.results, scores)
+        ],
         "skipped": [
             {"orchestrator": s.orchestrator, "pipeline": s.capability, "model": s.model, "reason": s.reason}
             for s in report.plan.skipped
@@ -115,7 +127,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
     }
 
 
-def _job_entry(result: JobResult) -> dict[str, Any]:
+def _job_entry(result: JobResult, score: Score | None) -> dict[str, Any]:
     delivery = result.delivery
     return {
         "orchestrator": result.job.orchestrator.address,
@@ -130,6 +142,12 @@ def _job_entry(result: JobResult) -> dict[str, Any]:
         "error_code": result.verdict.error_code,
         "message": result.verdict.message,
         "timestamp": result.started_at,
+        "output_check_seconds": result.output_check_seconds,
+        "time_to_first_token": result.time_to_first_token,
+        "tokens_per_second": result.tokens_per_second,
+        "success_rate": None if score is None else score.success_rate,
+        "round_trip_score": None if score is None else round(score.round_trip_score, 6),
+        "score": None if score is None else round(score.score, 6),
         "posted": None if delivery is None else delivery.delivered,
         "post_error": None if delivery is None or delivery.delivered else delivery.message,
     }

@@ -22,6 +22,9 @@ class JobResult:
     input_parameters: str = ""
     response_payload: str = ""
     delivery: Delivery | None = None  # None: not posted (by choice, or not postable)
+    output_check_seconds: float | None = None  # the media download, never part of round_trip
+    time_to_first_token: float | None = None  # LLM streams only
+    tokens_per_second: float | None = None
 
     @property
     def outcome(self) -> Outcome:

@@ -23,7 +23,7 @@ from .conftest import free_port
 runner = CliRunner()
 
 EXPECTED_FAILURES = {
-    ("0x2222222222222222222222222222222222222222", "Text to image"): "500",
+    ("0x2222222222222222222222222222222222222222", "Image to text"): "500",
     ("0xabcdef0000000000000000000000000000000003", "Text to image"): "CONNECTION_DROPPED",
 }
 

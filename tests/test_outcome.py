@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ai_job_tester.outcome import Exchange, Outcome, TransportFault, classify, gateway_message
+from ai_job_tester.streaming import StreamMeter, StreamStats
 
 
 def exchange(status: int | None = 200, body: object = b"", *, hits: int = 3, **kw: object) -> Exchange:
@@ -90,17 +91,24 @@ def test_a_reply_past_the_capture_limit_fails() -> None:
     assert verdict.error_code == "INVALID_RESPONSE" and "capture limit" in verdict.message
 
 
+def _streamed(body: bytes) -> StreamStats:
+    meter = StreamMeter(started=0.0)
+    meter.feed(body, now=0.1)
+    return meter.stats()
+
+
 @pytest.mark.parametrize(
-    ("stream", "outcome"),
+    ("stream", "outcome", "code"),
     [
         (b'data: {"choices":[{"delta":{"content":"4"},"finish_reason":""}]}\n\n'
-         b'data: {"choices":[{"delta":{"content":""},"finish_reason":"stop"}]}\n\n', Outcome.PASSED),
-        (b'data: {"choices":[{"delta":{"content":"4"},"finish_reason":""}]}\n\n', Outcome.FAILED),
-        (b'data: {"error":{"message":"runner crashed"}}\n\n', Outcome.FAILED),
+         b'data: {"choices":[{"delta":{"content":""},"finish_reason":"stop"}]}\n\n', Outcome.PASSED, None),
+        (b'data: {"choices":[{"delta":{"content":"4"},"finish_reason":""}]}\n\n', Outcome.FAILED, "STREAM_INCOMPLETE"),
+        (b'data: {"error":{"message":"runner crashed"}}\n\n', Outcome.FAILED, "STREAM_ERROR"),
     ],
 )  # fmt: skip
-def test_llm_streams_pass_only_with_a_finishing_chunk(stream: bytes, outcome: Outcome) -> None:
-    assert classify("llm", exchange(200, stream, content_type="text/event-stream")).outcome is outcome
+def test_llm_streams_pass_only_with_a_finishing_chunk(stream: bytes, outcome: Outcome, code: str | None) -> None:
+    verdict = classify("llm", exchange(200, stream, content_type="text/event-stream", stream=_streamed(stream)))
+    assert (verdict.outcome, verdict.error_code) == (outcome, code)
 
 
 def test_gateway_message_reads_error_bodies_and_flattens_text() -> None:

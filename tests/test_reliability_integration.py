@@ -183,7 +183,7 @@ def test_a_gateway_that_dies_during_a_job_stops_the_cycle_and_blames_no_orchestr
 def test_a_reply_of_many_megabytes_is_capped_and_failed(network: SimNetwork, sim_config: Callable[..., Path]) -> None:
     network.orchestrators[0].fault = Fault.HUGE
     result = invoke(
-        "run", "-f", str(sim_config(captureLimitBytes=65536)), "--orchestrator", ORCH_ONE, "--pipeline", "llm"
+        "run", "-f", str(sim_config(captureLimitBytes=65536)), "--orchestrator", ORCH_ONE, "--pipeline", "text-to-image"
     )
     assert result.exit_code == 0
     [row] = network.leaderboard.rows

@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,6 +43,16 @@ class QuietHandler(BaseHTTPRequestHandler):
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.wfile.write(head + body)
+
+    def reply_chunked(self, pieces: list[bytes], content_type: str, interval: float) -> None:
+        """Stream a 200 reply piece by piece, as the gateway streams an LLM's tokens."""
+        self.wfile.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        for piece in pieces:
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            time.sleep(interval)
+        self.wfile.write(b"0\r\n\r\n")
 
     def reply_json(self, status: int, data: Any) -> None:
         self.reply(status, json.dumps(data).encode())

@@ -57,6 +57,7 @@ class SimGateway:
         self._cached_listing: list[str] | None = None
         self._lock = threading.Lock()
         self.jobs_in_flight = 0
+        self.media_delay = 0.0  # seconds before a media download answers
         self._cli = ServerThread(_CliHandler, self)
         self._http = ServerThread(_JobHandler, self)
 
@@ -143,6 +144,7 @@ class _CliHandler(QuietHandler):
 
 class _JobHandler(QuietHandler):
     def do_GET(self) -> None:  # noqa: N802
+        time.sleep(_owner(self).media_delay)
         data = _owner(self).media.get(urlsplit(self.path).path)
         if data is None:
             self.reply(404, b"not found\n", "text/plain")
@@ -210,8 +212,13 @@ class _JobHandler(QuietHandler):
         else:
             media: dict[str, bytes] = {}
             body, content_type = replies.success_body(route, model, params, media)
+            body = replies.spoil(fault, body, media)
             gateway.store_media(media)
-            self.reply(200, body, content_type)
+            if content_type == "text/event-stream":
+                events = [event + b"\n\n" for event in body.split(b"\n\n") if event]
+                self.reply_chunked(events, content_type, orch.token_seconds)
+            else:
+                self.reply(200, body, content_type)
 
 
 def _parse(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import statistics
 import threading
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
@@ -127,6 +130,24 @@ class SimLeaderboard:
             self.rejected.append((status, text))
         return status, text
 
+    def aggregated_stats(self, pipeline: str, model: str, region: str | None) -> dict[str, Any]:
+        """Score stored rows as leaderboard-serverless does: exp(-k * avg_rtt), k = -ln(0.8) / median."""
+        with self._lock:
+            rows = [r for r in self.rows if r.pipeline == pipeline and r.model == model]
+        rows = [r for r in rows if region is None or r.region == region]
+        passing = [float(r.round_trip_time) for r in rows if r.success_rate > 0]
+        median = statistics.median(passing) if passing else 0.0
+        result: dict[str, Any] = {}
+        for (orch, row_region), group in _group(rows).items():
+            success = sum(float(r.success_rate) for r in group) / len(group)
+            avg_rtt = sum(float(r.round_trip_time) for r in group) / len(group)
+            rtt_score = math.exp(math.log(0.8) / median * avg_rtt) if median else 0.0
+            score = 0.0 if success == 0 else 0.65 * success + 0.35 * rtt_score
+            result.setdefault(orch, {})[row_region] = {
+                "success_rate": success, "round_trip_score": rtt_score, "score": score,
+            }  # fmt: skip
+        return result
+
     def regions_document(self) -> dict[str, Any]:
         return {
             "regions": [
@@ -135,6 +156,13 @@ class SimLeaderboard:
                 for kind in kinds
             ]
         }
+
+
+def _group(rows: list[StoredRow]) -> dict[tuple[str, str], list[StoredRow]]:
+    groups: dict[tuple[str, str], list[StoredRow]] = {}
+    for row in rows:
+        groups.setdefault((row.orchestrator, row.region), []).append(row)
+    return groups
 
 
 def _owner(handler: QuietHandler) -> SimLeaderboard:
@@ -155,7 +183,11 @@ class _Handler(QuietHandler):
         self.reply(status, text.encode(), "text/plain")
 
     def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/api/regions" and _owner(self).serve_regions:
+        url = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        if url.path == "/api/regions" and _owner(self).serve_regions:
             self.reply_json(200, _owner(self).regions_document())
+        elif url.path == "/api/aggregated_stats" and "pipeline" in query and "model" in query:
+            self.reply_json(200, _owner(self).aggregated_stats(query["pipeline"], query["model"], query.get("region")))
         else:
             self.reply(404, b"not found\n", "text/plain")

@@ -41,7 +41,7 @@ def demo_orchestrators() -> list[SimOrchestrator]:
                 SimModel("Text to speech", "parler-tts/parler-tts-large-v1"),
                 SimModel("Text to image", "ByteDance/SDXL-Lightning"),
             ),
-            faults={"Text to image": Fault.ERROR},
+            faults={"Image to text": Fault.ERROR},
         ),
         SimOrchestrator(
             address="0xAbCdEf0000000000000000000000000000000003",

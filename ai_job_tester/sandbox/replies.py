@@ -9,6 +9,8 @@ import uuid
 import zlib
 from typing import Any
 
+from .scenario import Fault
+
 
 # Smallest valid files of each kind: enough for a media check to recognise them.
 def _png() -> bytes:
@@ -51,6 +53,20 @@ def success_body(route: str, model: str, params: dict[str, Any], media: dict[str
     if route == "llm":
         return _llm(model, params)
     return _json({"result": "ok"})
+
+
+def spoil(fault: Fault, body: bytes, media: dict[str, bytes]) -> bytes:
+    """Apply an output fault to a good reply: lose or corrupt its media, or break its stream."""
+    if fault is Fault.MISSING_MEDIA:
+        media.clear()
+    elif fault is Fault.WRONG_MEDIA:
+        for url in media:
+            media[url] = b"<html><body>not found</body></html>"
+    elif fault is Fault.STREAM_NO_FINISH:
+        return body[: body.rindex(b"data:")]
+    elif fault is Fault.STREAM_ERROR:
+        return body[: body.rindex(b"data:")] + b'data: {"error": {"message": "runner out of memory"}}\n\n'
+    return body
 
 
 def _llm(model: str, params: dict[str, Any]) -> tuple[bytes, str]:

@@ -17,6 +17,10 @@ class Fault(StrEnum):
     EMPTY = "empty"  # 200 with an empty body
     SLOW = "slow"  # replies only after ``SimOrchestrator.slow_seconds``
     HUGE = "huge"  # 200 with ``SimOrchestrator.huge_bytes`` of JSON whitespace before a valid body
+    MISSING_MEDIA = "missing-media"  # a valid reply whose media URL leads nowhere
+    WRONG_MEDIA = "wrong-media"  # a valid reply whose media is an HTML page
+    STREAM_NO_FINISH = "stream-no-finish"  # an LLM stream that stops before its finishing chunk
+    STREAM_ERROR = "stream-error"  # an LLM stream that carries an error event
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class SimOrchestrator:
     faults: dict[str, Fault] = field(default_factory=dict)  # per capability name
     slow_seconds: float = 30.0
     huge_bytes: int = 20 * 1024 * 1024
+    token_seconds: float = 0.005  # between two streamed LLM chunks
     active: bool = True
     on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash the gateway
     served: list[ServedJob] = field(default_factory=list)
