@@ -95,8 +95,9 @@ def run_cycle(
         client = stack.enter_context(
             httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False)
         )
-        cycle = _Cycle(config, options, observer or SilentObserver(), hook, client, state_dir)
-        return cycle.run()
+        outbox = Outbox(state_dir)
+        stack.callback(outbox.close)
+        return _Cycle(config, options, observer or SilentObserver(), hook, client, outbox).run()
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
 
@@ -108,14 +109,14 @@ class _Cycle:
         observer: Observer,
         hook: Webhook,
         client: httpx.Client,
-        state_dir: Path,
+        outbox: Outbox,
     ) -> None:
         self.config = config
         self.options = options
         self.observer = observer
         self.hook = hook
         self.client = client
-        self.outbox = Outbox(state_dir)
+        self.outbox = outbox
         self.courier: Courier | None = None
         if options.post and not options.dry_run:
             board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)

@@ -13,6 +13,8 @@ from typing import Any
 from typer.testing import CliRunner
 
 from ai_job_tester.cli import app
+from ai_job_tester.outbox import Outbox
+from ai_job_tester.rows import LeaderboardRow
 from ai_job_tester.sandbox import Fault, SimLeaderboard, SimNetwork
 
 from .conftest import wait_until
@@ -25,8 +27,16 @@ def invoke(*args: str) -> Any:
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def outbox_files(state_dir: Path, folder: str = "outbox") -> list[Path]:
-    return sorted((state_dir / folder).glob("*.json"))
+def waiting(state_dir: Path) -> list[LeaderboardRow]:
+    outbox = Outbox(state_dir)
+    try:
+        return [parcel.row for parcel in outbox.pending()]
+    finally:
+        outbox.close()
+
+
+def rejected_files(state_dir: Path) -> list[Path]:
+    return sorted((state_dir / "rejected").glob("*.json"))
 
 
 def test_leaderboard_down_then_back_delivers_every_row_once(
@@ -41,7 +51,7 @@ def test_leaderboard_down_then_back_delivers_every_row_once(
     assert "could not read the leaderboard's regions; going on" in down.stderr
     assert "posting stopped: the leaderboard failed 3 posts in a row" in down.output
     assert "11 row(s) wait in the outbox" in down.output
-    assert len(outbox_files(state_home)) == 11
+    assert len(waiting(state_home)) == 11
 
     network.leaderboard = SimLeaderboard(network.secret, port=port)
     network.leaderboard.start()
@@ -49,7 +59,7 @@ def test_leaderboard_down_then_back_delivers_every_row_once(
     assert back.exit_code == 0, back.output
     assert "delivered 11 row(s) left by earlier runs first" in back.output
     rows = network.leaderboard.rows
-    assert len(rows) == 22 and outbox_files(state_home) == []
+    assert len(rows) == 22 and waiting(state_home) == []
     first_cycle, second_cycle = rows[:11], rows[11:]
     assert max(r.timestamp for r in first_cycle) <= min(r.timestamp for r in second_cycle)  # oldest first
     assert len({r.model_dump_json() for r in first_cycle}) == 11  # each kept row exactly once
@@ -62,7 +72,7 @@ def test_a_passing_5xx_is_retried_at_the_end_of_the_cycle(
     result = invoke("run", "-f", str(sim_config()))
     assert result.exit_code == 0
     assert "delivered 1 row(s) on the closing retry" in result.output
-    assert len(network.leaderboard.rows) == 11 and outbox_files(state_home) == []
+    assert len(network.leaderboard.rows) == 11 and waiting(state_home) == []
 
 
 def test_a_wrong_secret_stops_posting_and_keeps_every_row_without_the_secret(
@@ -73,9 +83,8 @@ def test_a_wrong_secret_stops_posting_and_keeps_every_row_without_the_secret(
     assert result.exit_code == 4
     assert "posting stopped: the leaderboard refused the signature (HTTP 403): metricsSecret is wrong" in result.output
     assert network.leaderboard.rejected == [(403, "invalid signature")]  # one try, not eleven
-    files = outbox_files(state_home)
-    assert len(files) == 11 and network.leaderboard.rows == []
-    assert not any("a-wrong-secret-5d1" in path.read_text() for path in files)
+    assert len(waiting(state_home)) == 11 and network.leaderboard.rows == []
+    assert "a-wrong-secret-5d1" not in (state_home / "outbox.jsonl").read_text()
     assert "a-wrong-secret-5d1" not in result.output + result.stderr
 
 
@@ -86,8 +95,8 @@ def test_a_row_the_leaderboard_rejects_is_kept_for_a_person(
     result = invoke("run", "-f", str(sim_config()))
     assert result.exit_code == 4
     assert "1 row(s) rejected by the leaderboard (HTTP 400)" in result.output
-    assert len(network.leaderboard.rows) == 10 and outbox_files(state_home) == []
-    [rejected] = outbox_files(state_home, "rejected")
+    assert len(network.leaderboard.rows) == 10 and waiting(state_home) == []
+    [rejected] = rejected_files(state_home)
     assert "scripted answer 400" in rejected.read_text()
 
 
@@ -137,7 +146,7 @@ def test_kill_9_between_the_job_and_the_post_loses_no_row(
     finally:
         proc.kill()
         network.leaderboard.release_posts()
-    assert len(outbox_files(state_home)) == 1 and network.leaderboard.rows == []
+    assert len(waiting(state_home)) == 1 and network.leaderboard.rows == []
 
     result = invoke("run", "-f", str(config), *one_job)  # the killed run's lock does not block this one
     assert result.exit_code == 0, result.output
@@ -145,7 +154,7 @@ def test_kill_9_between_the_job_and_the_post_loses_no_row(
     assert [(r.orchestrator, r.pipeline) for r in network.leaderboard.rows] == [
         ("0x1111111111111111111111111111111111111111", "Text to image")
     ] * 2  # the killed run's row once, then this run's own
-    assert outbox_files(state_home) == []
+    assert waiting(state_home) == []
 
 
 def test_a_second_run_exits_5_while_a_cycle_holds_the_lock(

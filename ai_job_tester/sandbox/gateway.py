@@ -9,13 +9,14 @@ webhook once and keeps that answer.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -26,6 +27,17 @@ from ._http import QuietHandler, ServerThread
 from .scenario import Fault, ServedJob, SimOrchestrator
 
 CapabilityApi = Literal["ai", "network"]
+
+
+@dataclass(frozen=True, slots=True)
+class HandledJob:
+    """A routed job as the gateway saw it: from its request headers to its reply written."""
+
+    orchestrator: str
+    route: str
+    model: str
+    seconds: float
+
 
 _FILE_ROUTES = {
     "image-to-image": "image",
@@ -57,6 +69,9 @@ class SimGateway:
         self._cached_listing: list[str] | None = None
         self._lock = threading.Lock()
         self.jobs_in_flight = 0
+        self.webhook_seconds: list[float] = []  # each webhook call, as this gateway saw it
+        self.handled: list[HandledJob] = []  # each routed job, from request to reply written
+        self._local = threading.local()
         self.media_delay = 0.0  # seconds before a media download answers
         self._cli = ServerThread(_CliHandler, self)
         self._http = ServerThread(_JobHandler, self)
@@ -90,14 +105,31 @@ class SimGateway:
         return [by_uri[uri] for uri in uris if uri in by_uri]
 
     def _ask_webhook(self) -> list[str]:
+        # Like the Go gateway: a plain GET, 3 s timeout, over a kept-alive connection.
         if not self.webhook_url:
             return []
-        try:
-            with urllib.request.urlopen(self.webhook_url, timeout=3) as reply:
+        url = urlsplit(self.webhook_url)
+        started = time.perf_counter()
+        for attempt in (1, 2):  # a kept-alive connection the webhook closed is reopened once
+            conn = self._webhook_connection(url.hostname or "127.0.0.1", url.port or 80, fresh=attempt == 2)
+            try:
+                conn.request("GET", url.path or "/")
+                reply = conn.getresponse()
                 data = json.loads(reply.read())
-        except (OSError, ValueError):
-            return []
+                break
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()
+                if attempt == 2:
+                    return []
+        self.webhook_seconds.append(time.perf_counter() - started)
         return [entry["address"] for entry in data if isinstance(entry, dict) and "address" in entry]
+
+    def _webhook_connection(self, host: str, port: int, *, fresh: bool) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "webhook", None)
+        if conn is None or fresh or (conn.host, conn.port) != (host, port):
+            conn = http.client.HTTPConnection(host, port, timeout=3)
+            self._local.webhook = conn
+        return conn
 
     def capability_name(self, route: str) -> str | None:
         for orch in self.orchestrators:
@@ -152,6 +184,7 @@ class _JobHandler(QuietHandler):
             self.reply(200, data, "application/octet-stream")
 
     def do_POST(self) -> None:  # noqa: N802
+        received = time.perf_counter()
         gateway = _owner(self)
         route = urlsplit(self.path).path.strip("/")
         body = self.read_body()
@@ -176,6 +209,7 @@ class _JobHandler(QuietHandler):
             return
         with gateway.in_flight():
             self._serve(gateway, target, route, capability, model, params)
+        gateway.handled.append(HandledJob(target.address.lower(), route, model, time.perf_counter() - received))
 
     def _serve(
         self,
