@@ -2,7 +2,8 @@
 
 Exit codes: 0 the cycle completed (orchestrator failures are data, not errors);
 1 tester error; 2 usage or config error; 3 a job failed (with --fail-on-job-failure);
-4 rows left undelivered; 5 another cycle holds the lock; 130 SIGINT; 143 SIGTERM.
+4 rows left undelivered; 5 another cycle holds the lock; 6 every job failed and the
+tester is the likely fault (rows held); 130 SIGINT; 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ StateDirOption = Annotated[
     Optional[Path],
     typer.Option("--state-dir", help="Where undelivered rows and the lock live (overrides stateDir).", file_okay=False),
 ]
+MetricsFileOption = Annotated[
+    Optional[Path],
+    typer.Option("--metrics-file", help="Write Prometheus metrics here (node_exporter's textfile collector).",
+                 dir_okay=False),
+]  # fmt: skip
+PushgatewayOption = Annotated[
+    Optional[str], typer.Option("--pushgateway", help="Push Prometheus metrics to this Pushgateway URL.")
+]
 DEFAULT_CONFIG = Path("configs/config.json")
 
 
@@ -73,6 +82,8 @@ class Outputs:
     verbose: bool = False
     log_format: LogFormat = LogFormat.TEXT
     fail_on_job_failure: bool = False
+    metrics_file: Path | None = None
+    pushgateway: str | None = None
 
 
 def _fail(exc: TesterError) -> typer.Exit:
@@ -103,6 +114,8 @@ def run(
     ] = False,
     report: ReportOption = None,
     junit: JunitOption = None,
+    metrics_file: MetricsFileOption = None,
+    pushgateway: PushgatewayOption = None,
     state_dir: StateDirOption = None,
     log_format: LogFormatOption = LogFormat.TEXT,
     verbose: VerboseOption = False,
@@ -114,7 +127,7 @@ def run(
 
     filters = Filters(tuple(orchestrator or ()), tuple(pipeline or ()), tuple(model or ()))
     options = RunOptions(filters=filters, dry_run=dry_run, post=not no_post, state_dir=state_dir)
-    outputs = Outputs(report, junit, verbose, log_format, fail_on_job_failure)
+    outputs = Outputs(report, junit, verbose, log_format, fail_on_job_failure, metrics_file, pushgateway)
     try:
         code = _execute(load_config(config, environ=os.environ), options, outputs)
     except TesterError as exc:
@@ -152,6 +165,35 @@ def demo(
     except TesterError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code=code)
+
+
+@app.command()
+def outbox(
+    config: Annotated[
+        Optional[Path],
+        typer.Option("-f", "--config", envvar="AI_JOB_TESTER_CONFIG", help="Read stateDir from this config."),
+    ] = None,
+    state_dir: StateDirOption = None,
+    release_held: Annotated[
+        bool, typer.Option("--release-held", help="Move held rows to the outbox: the next run posts them first.")
+    ] = False,
+) -> None:
+    """List the rows held by the health gate, waiting for delivery, or rejected; release held ones."""
+    from .config import load_config
+    from .console import render_inventory, stdout_console
+    from .inventory import read_inventory
+    from .inventory import release_held as release
+    from .state import default_state_dir, prepare_state_dir
+
+    try:
+        configured = load_config(config, environ=os.environ).state_dir if config is not None else None
+        folder = prepare_state_dir(state_dir or configured or default_state_dir())
+        if release_held:
+            count = release(folder)
+            stdout_console().print(f"released {count} held row(s) to the outbox; the next run posts them first")
+        render_inventory(read_inventory(folder), folder, stdout_console())
+    except TesterError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -206,6 +248,8 @@ def exit_code(report: CycleReport, *, fail_on_job_failure: bool = False) -> int:
         return 128 + report.interrupted
     if report.stopped is not None:
         return 1
+    if report.held_back is not None:
+        return 6
     if fail_on_job_failure and report.totals().failed:
         return 3
     if report.posting and (report.undelivered or report.rows_rejected):
@@ -227,6 +271,23 @@ def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> None:
         _write(outputs.report, (json.dumps(to_json(result), indent=2) + "\n").encode(), "report")
     if outputs.junit is not None:
         _write(outputs.junit, to_junit(result), "JUnit report")
+    if outputs.metrics_file is not None or outputs.pushgateway is not None:
+        _export_metrics(result, outputs)
+
+
+def _export_metrics(result: CycleReport, outputs: Outputs) -> None:
+    from . import metrics
+
+    if outputs.metrics_file is not None:
+        try:
+            metrics.write_textfile(outputs.metrics_file, result)
+        except OSError as exc:
+            raise TesterError(f"cannot write the metrics file {outputs.metrics_file}: {exc.strerror}") from None
+    if outputs.pushgateway is not None:
+        try:
+            metrics.push(outputs.pushgateway, result)
+        except OSError as exc:  # urllib's errors; the cycle's results stand, so this is only reported
+            typer.echo(f"Warning: could not push metrics to {outputs.pushgateway}: {exc}", err=True)
 
 
 def _write(path: Path, data: bytes, what: str) -> None:

@@ -110,6 +110,7 @@ class Config(_Strict):
     state_dir: Path | None = Field(default=None, alias="stateDir")
     verify_tls: bool = Field(default=True, alias="verifyTls")
     capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="captureLimitBytes")
+    health_gate_orchestrators: int = Field(default=5, ge=0, alias="healthGateOrchestrators")
     # Accepted so that the Go tester's later files keep loading; not used by this tester yet.
     live_video: dict[str, Any] | None = Field(default=None, alias="liveVideo")
     logger: dict[str, Any] | None = None

@@ -7,12 +7,15 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .inventory import Inventory
 from .outcome import Outcome
 from .plan import Plan, PlannedJob
 from .report import CycleReport
@@ -166,6 +169,30 @@ def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> 
     console.print(table)
 
 
+def render_inventory(inventory: Inventory, folder: Path, console: Console) -> None:
+    """Print what a state directory holds, owes and had refused."""
+    console.print(f"state directory {folder}")
+    for title, rows in (("held by the health gate", inventory.held), ("waiting for delivery", inventory.waiting)):
+        table = Table(title=f"{len(rows)} row(s) {title}")
+        for column in ("time", "orchestrator", "pipeline", "model", "result", "error"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            error = "; ".join(f"{e.error_code} {e.message}" for e in row.errors)
+            table.add_row(_when(row.timestamp), row.orchestrator, row.pipeline, row.model,
+                          "passed" if row.success_rate else "failed", error)  # fmt: skip
+        console.print(table)
+    table = Table(title=f"{len(inventory.rejected)} row(s) rejected by the leaderboard")
+    for column in ("file", "message"):
+        table.add_column(column, overflow="fold")
+    for rejected in inventory.rejected:
+        table.add_row(str(rejected.path), rejected.message)
+    console.print(table)
+
+
+def _when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def render_plan(plan: Plan, console: Console) -> None:
     """Print what a cycle would run, for ``--dry-run``."""
     table = Table(title=f"Plan: {len(plan.jobs)} jobs on {len(plan.orchestrators)} orchestrators")
@@ -233,6 +260,8 @@ def render_summary(report: CycleReport, console: Console) -> None:
         )
     if report.stopped:
         console.print(f"[red]the cycle stopped early:[/] {report.stopped}")
+    if report.held_back:
+        console.print(f"[red]health gate:[/] {report.held_back}")
     if report.interrupted is not None:
         console.print(f"[red]interrupted by {signal.Signals(report.interrupted).name}:[/] partial results above")
 
@@ -242,6 +271,8 @@ def _delivery_lines(report: CycleReport) -> list[str]:
         return ["results were not posted (--no-post)"]
     t = report.totals()
     lines = [f"posted {t.posted} of {t.passed + t.failed} results to the leaderboard"]
+    if t.held:
+        lines.append(f"[red]{t.held} failure row(s) held by the health gate[/] (see `ai-job-tester outbox`)")
     if report.earlier_rows.delivered:
         lines.append(f"delivered {report.earlier_rows.delivered} row(s) left by earlier runs first")
     if report.late_rows.delivered:
@@ -285,4 +316,6 @@ def _render_rollup(rollups: Sequence[Rollup], console: Console) -> None:
 def _posted(result: JobResult) -> str:
     if result.delivery is None:
         return "-"
+    if result.delivery.held:
+        return "[yellow]held[/]"
     return "yes" if result.delivery.delivered else f"[red]no: {result.delivery.message}[/]"

@@ -20,16 +20,17 @@ import httpx
 from . import media, rows
 from .config import Config
 from .courier import Courier
+from .dispatch import Dispatch
 from .errors import GatewayUnreachable, LeaderboardRegionError
 from .gateway import GatewayCli, accepts_connections
 from .interrupts import Interrupted
 from .jobs import prepare, send
 from .leaderboard import Leaderboard
-from .outbox import Outbox
+from .outbox import HELD_JOURNAL, Outbox
 from .outcome import TESTER_MODE_HINT, Outcome, TransportFault, Verdict, classify
 from .plan import Filters, Plan, PlannedJob, build_plan
 from .report import CycleReport, Delivered
-from .results import JobResult, build_row, not_run
+from .results import JobResult, not_run
 from .state import CycleLock, default_state_dir, prepare_state_dir
 from .webhook import Webhook
 
@@ -97,7 +98,9 @@ def run_cycle(
         )
         outbox = Outbox(state_dir)
         stack.callback(outbox.close)
-        return _Cycle(config, options, observer or SilentObserver(), hook, client, outbox).run()
+        held = Outbox(state_dir, HELD_JOURNAL)
+        stack.callback(held.close)
+        return _Cycle(config, options, observer or SilentObserver(), hook, client, outbox, held).run()
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
 
@@ -110,6 +113,7 @@ class _Cycle:
         hook: Webhook,
         client: httpx.Client,
         outbox: Outbox,
+        held: Outbox,
     ) -> None:
         self.config = config
         self.options = options
@@ -121,6 +125,9 @@ class _Cycle:
         if options.post and not options.dry_run:
             board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)
             self.courier = Courier(board, self.outbox)
+        self.dispatch = Dispatch(
+            self.courier, held, region=config.region, gate_orchestrators=config.health_gate_orchestrators
+        )
         self.stopped: str | None = None
         self.interrupted: Interrupted | None = None
 
@@ -141,6 +148,7 @@ class _Cycle:
             return CycleReport(self.config.region, started, time.time(), plan, (), posting=False)
         results = self._run_jobs(plan)
         self.hook.show(everyone)
+        held_back = self.dispatch.finish(results, conclusive=self.stopped is None and self.interrupted is None)
         late = self._flush(self.courier) if self.courier is not None else Delivered()
         return CycleReport(
             region=self.config.region,
@@ -155,6 +163,7 @@ class _Cycle:
             late_rows=late,
             undelivered=self.outbox.count() if self.courier is not None else 0,
             posting_stopped=None if self.courier is None else self.courier.stopped,
+            held_back=held_back,
         )
 
     def _check_region(self, courier: Courier) -> None:
@@ -180,9 +189,9 @@ class _Cycle:
             for index, job in enumerate(plan.jobs):
                 if self.stopped is not None:
                     break
-                result = self._one_job(job, index)
-                results.append(result)
-                self.observer.job_finished(index, result)
+                results.append(self._one_job(job, index))
+                self.dispatch.take(results)
+                self.observer.job_finished(index, results[-1])
                 self._check_routing(results)
         except Interrupted as exc:
             self.interrupted = exc
@@ -205,8 +214,6 @@ class _Cycle:
         except GatewayUnreachable as exc:
             self.stopped = str(exc)
             return not_run(job, at=int(time.time()), why=self.stopped)
-        if self.courier is not None and result.outcome.postable:
-            result = result.delivered(self.courier.send(build_row(result, self.config.region)))
         return result
 
     def _check_gateway_alive(self) -> None:

@@ -38,6 +38,7 @@ class Delivery:
     delivered: bool
     status: int | None = None
     message: str = ""
+    held: bool = False  # kept back by the health gate, not sent
 
 
 class Leaderboard:

@@ -4,6 +4,7 @@ Layout under the state directory::
 
     outbox.jsonl                   an append-only journal: a line per stored row, and a
                                    line per row the leaderboard answered
+    held.jsonl                     the same, for rows the health gate holds back
     rejected/<id>.json             a row refused with HTTP 400, with the server's message
 
 A row's line is appended and ``fdatasync``-ed before the row is posted. An answer's line
@@ -28,6 +29,7 @@ from pydantic import ValidationError
 from .rows import LeaderboardRow
 
 JOURNAL = "outbox.jsonl"
+HELD_JOURNAL = "held.jsonl"  # rows the health gate keeps back (see ``gate.py``)
 REJECTED = "rejected"
 
 
@@ -42,8 +44,8 @@ class Parcel:
 class Outbox:
     """The waiting and rejected rows of one state directory; one writer at a time (the cycle lock)."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self._journal = state_dir / JOURNAL
+    def __init__(self, state_dir: Path, journal: str = JOURNAL) -> None:
+        self._journal = state_dir / journal
         self._rejected = state_dir / REJECTED
         self._rejected.mkdir(parents=True, exist_ok=True)
         self._waiting = self._load()

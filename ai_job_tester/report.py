@@ -36,6 +36,7 @@ class Totals:
     posted: int
     post_failed: int
     post_rejected: int
+    held: int
 
     @property
     def tester_errors(self) -> int:
@@ -59,6 +60,7 @@ class CycleReport:
     late_rows: Delivered = field(default_factory=Delivered)  # sent by the closing flush
     undelivered: int = 0  # rows still in the outbox at the end
     posting_stopped: str | None = None
+    held_back: str | None = None  # why the health gate kept this cycle's failure rows back
 
     @property
     def rows_rejected(self) -> int:
@@ -78,7 +80,8 @@ class CycleReport:
             not_run=outcomes[Outcome.NOT_RUN],
             skipped=len(self.plan.skipped),
             posted=sum(1 for d in deliveries if d.delivered),
-            post_failed=sum(1 for d in deliveries if not d.delivered),
+            post_failed=sum(1 for d in deliveries if not d.delivered and not d.held),
+            held=sum(1 for d in deliveries if d.held),
             post_rejected=sum(1 for d in deliveries if d.status == 400),
         )
 
@@ -99,6 +102,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "total_skipped": totals.skipped,
         "total_posted": totals.posted,
         "total_post_failed": totals.post_failed,
+        "total_held": totals.held,
         "region": report.region,
         "started_at": round(report.started_at, 3),
         "finished_at": round(report.finished_at, 3),
@@ -109,6 +113,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "earlier_rows_delivered": report.earlier_rows.delivered,
         "rows_rejected_by_leaderboard": report.rows_rejected,
         "undelivered": report.undelivered,
+        "held_back": report.held_back,
         "jobs": [_job_entry(result, scores.get(key_of(result))) for result in report.results],
         "orchestrators": [
             {
@@ -149,5 +154,6 @@ def _job_entry(result: JobResult, score: Score | None) -> dict[str, Any]:
         "round_trip_score": None if score is None else round(score.round_trip_score, 6),
         "score": None if score is None else round(score.score, 6),
         "posted": None if delivery is None else delivery.delivered,
-        "post_error": None if delivery is None or delivery.delivered else delivery.message,
+        "held": delivery is not None and delivery.held,
+        "post_error": None if delivery is None or delivery.delivered or delivery.held else delivery.message,
     }

@@ -189,7 +189,7 @@ def test_module_entry_point_and_help() -> None:
     assert done.returncode == 0 and "--dry-run" in done.stdout
 
 
-COMMANDS = ["run", "demo", "validate"]
+COMMANDS = ["run", "demo", "validate", "outbox"]
 
 
 def test_the_readme_covers_every_command() -> None:
