@@ -109,6 +109,10 @@ def run(
     no_post: Annotated[
         bool, typer.Option("--no-post", help="Keep results local: post nothing to the leaderboard.")
     ] = False,
+    max_duration: Annotated[
+        Optional[float],
+        typer.Option("--max-duration", help="Start no job after this many seconds (overrides maxDuration).", min=0.001),
+    ] = None,
     fail_on_job_failure: Annotated[
         bool, typer.Option("--fail-on-job-failure", help="Exit 3 when any job failed (for CI smoke checks).")
     ] = False,
@@ -126,7 +130,9 @@ def run(
     from .plan import Filters
 
     filters = Filters(tuple(orchestrator or ()), tuple(pipeline or ()), tuple(model or ()))
-    options = RunOptions(filters=filters, dry_run=dry_run, post=not no_post, state_dir=state_dir)
+    options = RunOptions(
+        filters=filters, dry_run=dry_run, post=not no_post, state_dir=state_dir, max_duration=max_duration
+    )
     outputs = Outputs(report, junit, verbose, log_format, fail_on_job_failure, metrics_file, pushgateway)
     try:
         code = _execute(load_config(config, environ=os.environ), options, outputs)

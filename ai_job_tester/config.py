@@ -92,6 +92,19 @@ class PipelineConfig(_Strict):
         return self.file_field or routes.default_file_field(self.route)
 
 
+Token = Annotated[SecretStr | None, BeforeValidator(_optional_token)]
+
+
+class GatewayConfig(_Strict):
+    """One gateway: a lane with its own webhook. The key names are the top-level ones."""
+
+    broadcaster_job_endpoint: HttpUrl = Field(alias="broadcasterJobEndpoint")
+    broadcaster_cli_endpoint: HttpUrl = Field(alias="broadcasterCliEndpoint")
+    internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
+    internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
+    broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
+
+
 class Config(_Strict):
     """The whole config file, validated."""
 
@@ -101,11 +114,11 @@ class Config(_Strict):
     internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
     metrics_api_endpoint: HttpUrl = Field(alias="metricsApiEndpoint")
     metrics_secret: SecretStr = Field(alias="metricsSecret", min_length=1)
-    broadcaster_job_endpoint: HttpUrl = Field(alias="broadcasterJobEndpoint")
-    broadcaster_cli_endpoint: HttpUrl = Field(alias="broadcasterCliEndpoint")
-    broadcaster_request_token: Annotated[SecretStr | None, BeforeValidator(_optional_token)] = Field(
-        default=None, alias="broadcasterRequestToken"
-    )
+    broadcaster_job_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterJobEndpoint")
+    broadcaster_cli_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterCliEndpoint")
+    broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
+    gateways: list[GatewayConfig] | None = Field(default=None, min_length=1)
+    max_duration: float | None = Field(default=None, gt=0, alias="maxDuration")
     pipelines: list[PipelineConfig] = Field(min_length=1)
     state_dir: Path | None = Field(default=None, alias="stateDir")
     verify_tls: bool = Field(default=True, alias="verifyTls")
@@ -123,6 +136,46 @@ class Config(_Strict):
         if value != value.upper():
             raise ValueError(f"must be the upper-case region code, e.g. {value.upper()!r}")
         return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_gateways(self) -> Config:
+        named = (("broadcasterJobEndpoint", self.broadcaster_job_endpoint),
+                 ("broadcasterCliEndpoint", self.broadcaster_cli_endpoint))  # fmt: skip
+        top_level = [key for key, value in named if value]
+        if self.gateways is None:
+            missing = {"broadcasterJobEndpoint", "broadcasterCliEndpoint"} - set(top_level)
+            if missing:
+                raise ValueError(f"{sorted(missing)[0]}: required key is missing (or list the gateways in gateways)")
+            return self
+        if top_level:
+            raise ValueError(f"{top_level[0]}: give each gateway in gateways, not also at the top level")
+        webhooks = [(g.internal_web_server_address, g.internal_web_server_port) for g in self.gateways]
+        for index, webhook in enumerate(webhooks):
+            if webhook in webhooks[:index]:
+                raise ValueError(f"gateways[{index}].internalWebServerPort: {webhook[1]} is already another lane's")
+        return self
+
+    @property
+    def lanes(self) -> list[GatewayConfig]:
+        """The gateways to test through: ``gateways``, or the top-level keys as one lane."""
+        if self.gateways is not None:
+            return [
+                g
+                if g.broadcaster_request_token
+                else g.model_copy(update={"broadcaster_request_token": self.broadcaster_request_token})
+                for g in self.gateways
+            ]
+        return [
+            GatewayConfig.model_validate(
+                {
+                    "broadcasterJobEndpoint": self.broadcaster_job_endpoint,
+                    "broadcasterCliEndpoint": self.broadcaster_cli_endpoint,
+                    "internalWebServerAddress": self.internal_web_server_address,
+                    "internalWebServerPort": self.internal_web_server_port,
+                    "broadcasterRequestToken": self.broadcaster_request_token,
+                }
+            )
+        ]
 
     @model_validator(mode="after")
     def _unique_routes(self) -> Config:

@@ -31,6 +31,7 @@ _STYLE = {
     Outcome.UNROUTED: "yellow",
     Outcome.REJECTED: "yellow",
     Outcome.NOT_RUN: "dim",
+    Outcome.DEFERRED: "dim",
 }
 
 
@@ -245,6 +246,7 @@ def render_summary(report: CycleReport, console: Console) -> None:
     console.print(
         f"expected {t.expected}, run {t.run}, passed {t.passed}, failed {t.failed}, tester errors "
         f"{t.tester_errors} (unrouted {t.unrouted}, rejected {t.rejected}, not run {t.not_run}), skipped {t.skipped}"
+        + (f", deferred {t.deferred} (time budget spent; they run first next cycle)" if t.deferred else "")
     )
     for line in _delivery_lines(report):
         console.print(line)
@@ -260,6 +262,8 @@ def render_summary(report: CycleReport, console: Console) -> None:
         )
     if report.stopped:
         console.print(f"[red]the cycle stopped early:[/] {report.stopped}")
+    for failure in report.lane_failures:
+        console.print(f"[red]{failure}[/]; the other lanes took its jobs")
     if report.held_back:
         console.print(f"[red]health gate:[/] {report.held_back}")
     if report.interrupted is not None:

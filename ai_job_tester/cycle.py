@@ -1,13 +1,16 @@
-"""One test cycle: discover, plan, then one job at a time through the webhook, posting each result.
+"""One test cycle: discover once, plan, then test through every lane, posting each result.
 
-This is the only module that wires the pieces together; each piece it calls is
-either pure (plan, classify, build a row) or owns one kind of I/O.
+This is the only module that wires the pieces together; each piece it calls is either
+pure (plan, rotation, classify, build a row) or owns one kind of I/O. Each lane runs in
+its own thread and tests one job at a time; the scheduler never gives one orchestrator
+to two lanes at once. The main thread only waits, so that signals reach it.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -17,20 +20,21 @@ from typing import Protocol
 
 import httpx
 
-from . import media, rows
+from . import rotation
 from .config import Config
 from .courier import Courier
 from .dispatch import Dispatch
 from .errors import GatewayUnreachable, LeaderboardRegionError
-from .gateway import GatewayCli, accepts_connections
+from .gateway import GatewayCli
 from .interrupts import Interrupted
-from .jobs import prepare, send
+from .lane import Lane
 from .leaderboard import Leaderboard
 from .outbox import HELD_JOURNAL, Outbox
-from .outcome import TESTER_MODE_HINT, Outcome, TransportFault, Verdict, classify
+from .outcome import TESTER_MODE_HINT, Outcome, Verdict
 from .plan import Filters, Plan, PlannedJob, build_plan
 from .report import CycleReport, Delivered
 from .results import JobResult, not_run
+from .schedule import Scheduler
 from .state import CycleLock, default_state_dir, prepare_state_dir
 from .webhook import Webhook
 
@@ -50,10 +54,11 @@ class RunOptions:
     dry_run: bool = False
     post: bool = True
     state_dir: Path | None = None  # overrides the config's stateDir
+    max_duration: float | None = None  # overrides the config's maxDuration
 
 
 class Observer(Protocol):
-    """Told about progress as it happens; the CLI shows it, tests may record it."""
+    """Told about progress as it happens (from the lanes' threads); the CLI shows it, tests may record it."""
 
     def planned(self, plan: Plan) -> None: ...
     def job_started(self, index: int, job: PlannedJob) -> None: ...
@@ -79,10 +84,10 @@ def run_cycle(
     webhook: Webhook | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> CycleReport:
-    """Run one full cycle and return its report; the webhook is closed whatever happens.
+    """Run one full cycle and return its report; every webhook is closed whatever happens.
 
-    ``webhook`` is an already bound webhook (else one is bound from the config) and
-    ``transport`` replaces the network for tests.
+    ``webhook`` is an already bound webhook for the first lane (else each lane binds its
+    own from the config) and ``transport`` replaces the network for tests.
     """
     options = options or RunOptions()
     state_dir = prepare_state_dir(options.state_dir or config.state_dir or default_state_dir())
@@ -90,18 +95,26 @@ def run_cycle(
         if webhook is not None:
             stack.enter_context(webhook)
         stack.enter_context(CycleLock(state_dir))  # before binding: a second cron start must exit 5, not 1
-        hook = webhook or stack.enter_context(
-            Webhook.bind(config.internal_web_server_address, config.internal_web_server_port)
-        )
-        client = stack.enter_context(
-            httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False)
-        )
+        lanes = []
+        for number, gateway in enumerate(config.lanes, 1):
+            hook = webhook if number == 1 and webhook is not None else None
+            hook = hook or stack.enter_context(
+                Webhook.bind(gateway.internal_web_server_address, gateway.internal_web_server_port)
+            )
+            client = stack.enter_context(_client(config, transport))
+            lanes.append(Lane(number, gateway, hook, client))
+        client = stack.enter_context(_client(config, transport))
         outbox = Outbox(state_dir)
         stack.callback(outbox.close)
         held = Outbox(state_dir, HELD_JOURNAL)
         stack.callback(held.close)
-        return _Cycle(config, options, observer or SilentObserver(), hook, client, outbox, held).run()
+        cycle = _Cycle(config, options, observer or SilentObserver(), lanes, client, outbox, held, state_dir)
+        return cycle.run()
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+def _client(config: Config, transport: httpx.BaseTransport | None) -> httpx.Client:
+    return httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False)
 
 
 class _Cycle:
@@ -110,17 +123,19 @@ class _Cycle:
         config: Config,
         options: RunOptions,
         observer: Observer,
-        hook: Webhook,
+        lanes: list[Lane],
         client: httpx.Client,
         outbox: Outbox,
         held: Outbox,
+        state_dir: Path,
     ) -> None:
         self.config = config
         self.options = options
         self.observer = observer
-        self.hook = hook
+        self.lanes = lanes
         self.client = client
         self.outbox = outbox
+        self.state_dir = state_dir
         self.courier: Courier | None = None
         if options.post and not options.dry_run:
             board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)
@@ -130,26 +145,31 @@ class _Cycle:
         )
         self.stopped: str | None = None
         self.interrupted: Interrupted | None = None
+        self.results: dict[int, JobResult] = {}
+        self.finished_order: list[int] = []
+        self.lock = threading.Lock()  # results, dispatch (outbox, courier) and rotation, shared by the lanes
+        self.last_tested = rotation.load(state_dir)
 
     def run(self) -> CycleReport:
         started = time.time()
+        deadline = self._deadline()
         earlier = Delivered()
         if self.courier is not None:
             self._check_region(self.courier)
             earlier = self._flush(self.courier)
-        gateway = GatewayCli(self.client, self.config.broadcaster_cli_endpoint)
-        orchestrators = gateway.registered_orchestrators()
-        everyone = [orch.service_uri for orch in orchestrators]
-        # The capabilities query discovers live through the webhook: it must list everyone.
-        self.hook.show(everyone)
-        plan = build_plan(orchestrators, gateway.offers(), self.config.pipelines, self.options.filters)
+        plan, everyone = self._discover()
+        order = rotation.rotation_order(plan.jobs, self.last_tested)
         self.observer.planned(plan)
         if self.options.dry_run:
-            return CycleReport(self.config.region, started, time.time(), plan, (), posting=False)
-        results = self._run_jobs(plan)
-        self.hook.show(everyone)
-        held_back = self.dispatch.finish(results, conclusive=self.stopped is None and self.interrupted is None)
-        late = self._flush(self.courier) if self.courier is not None else Delivered()
+            ordered = Plan(plan.orchestrators, tuple(plan.jobs[i] for i in order), plan.skipped)
+            return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
+        scheduler = Scheduler([(i, plan.jobs[i]) for i in order], deadline=deadline)
+        self._run_lanes(scheduler, everyone)
+        with self.lock:  # a lane abandoned by a signal may still be inside; it will not get further
+            results = self._complete(plan, scheduler)
+            held_back = self.dispatch.finish(self.results, conclusive=self.stopped is None and self.interrupted is None)
+            rotation.save(self.state_dir, self.last_tested)
+            late = self._flush(self.courier) if self.courier is not None else Delivered()
         return CycleReport(
             region=self.config.region,
             started_at=started,
@@ -164,7 +184,23 @@ class _Cycle:
             undelivered=self.outbox.count() if self.courier is not None else 0,
             posting_stopped=None if self.courier is None else self.courier.stopped,
             held_back=held_back,
+            lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
         )
+
+    def _deadline(self) -> float | None:
+        budget = self.options.max_duration or self.config.max_duration
+        return None if budget is None else time.monotonic() + budget
+
+    def _discover(self) -> tuple[Plan, list[str]]:
+        """Ask the first lane's gateway once; the other lanes share what it found."""
+        first = self.lanes[0]
+        gateway = GatewayCli(self.client, first.gateway.broadcaster_cli_endpoint)
+        orchestrators = gateway.registered_orchestrators()
+        everyone = [orch.service_uri for orch in orchestrators]
+        for lane in self.lanes:
+            # The capabilities query discovers live through the webhook: it must list everyone.
+            lane.idle(everyone)
+        return build_plan(orchestrators, gateway.offers(), self.config.pipelines, self.options.filters), everyone
 
     def _check_region(self, courier: Courier) -> None:
         regions = courier.leaderboard.ai_regions()
@@ -183,93 +219,77 @@ class _Cycle:
             log.info("outbox: delivered %d waiting rows, %d rejected", result.delivered, result.rejected)
         return Delivered(result.delivered, result.rejected)
 
-    def _run_jobs(self, plan: Plan) -> list[JobResult]:
-        results: list[JobResult] = []
+    def _run_lanes(self, scheduler: Scheduler, everyone: Sequence[str]) -> None:
+        threads = [
+            threading.Thread(
+                target=self._lane_loop, args=(lane, scheduler, everyone), name=f"lane-{lane.number}", daemon=True
+            )
+            for lane in self.lanes
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            for index, job in enumerate(plan.jobs):
-                if self.stopped is not None:
-                    break
-                results.append(self._one_job(job, index))
-                self.dispatch.take(results)
-                self.observer.job_finished(index, results[-1])
-                self._check_routing(results)
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.05)  # short waits: a signal must reach this thread promptly
         except Interrupted as exc:
+            # No new job starts; jobs under way are abandoned: their lanes record nothing more.
             self.interrupted = exc
-        why = (
-            f"abandoned: {signal.Signals(self.interrupted.signum).name} received"
-            if self.interrupted is not None
-            else f"the cycle stopped: {self.stopped}"
-        )
+            scheduler.close()
+        if all(lane.failed for lane in self.lanes) and self.stopped is None:
+            self.stopped = self.lanes[0].failed if len(self.lanes) == 1 else "every lane's gateway failed"
+
+    def _lane_loop(self, lane: Lane, scheduler: Scheduler, everyone: Sequence[str]) -> None:
+        while self.interrupted is None and (item := scheduler.take()) is not None:
+            index, job = item
+            lane.point_at(job)
+            self.observer.job_started(index, job)
+            try:
+                result = lane.measure(job, self.config)
+            except GatewayUnreachable as exc:
+                lane.failed = str(exc)
+                log.error("lane %d stops: %s", lane.number, exc)
+                scheduler.give_back(index, job)  # it never reached an orchestrator: another lane takes it
+                return
+            finally:
+                lane.idle(everyone)
+            with self.lock:
+                if self.interrupted is not None:
+                    return  # abandoned: a signal arrived while this job ran
+                self._record(index, job, result, scheduler)
+            scheduler.done(job)
+            self.observer.job_finished(index, self.results[index])
+
+    def _record(self, index: int, job: PlannedJob, result: JobResult, scheduler: Scheduler) -> None:
+        self.results[index] = result
+        self.finished_order.append(index)
+        self.last_tested[rotation.rotation_key(job)] = time.time()
+        self.dispatch.take(self.results, index)
+        first = [self.results[i] for i in self.finished_order[:UNROUTED_STOP_AFTER]]
+        unrouted = len(first) == UNROUTED_STOP_AFTER and all(r.outcome is Outcome.UNROUTED for r in first)
+        if unrouted and self.stopped is None:
+            self.stopped = (
+                f"the first {UNROUTED_STOP_AFTER} jobs ran without the gateway asking the webhook, so no "
+                f"result can be attributed: {TESTER_MODE_HINT}"
+            )
+            scheduler.close()
+
+    def _complete(self, plan: Plan, scheduler: Scheduler) -> list[JobResult]:
+        """Every planned job's result in plan order; jobs that never ran say why."""
         now = int(time.time())
-        results.extend(not_run(job, at=now, why=why) for job in plan.jobs[len(results) :])
+        if self.interrupted is not None:
+            why = f"abandoned: {signal.Signals(self.interrupted.signum).name} received"
+        elif self.stopped is not None:
+            why = f"the cycle stopped: {self.stopped}"
+        else:
+            why = "the cycle stopped: every lane failed"
+        results = []
+        for index, job in enumerate(plan.jobs):
+            result = self.results.get(index)
+            if result is None and scheduler.budget_spent and self.stopped is None and self.interrupted is None:
+                result = JobResult(job=job, verdict=Verdict(Outcome.DEFERRED, None, _DEFERRED), started_at=now)
+            results.append(result or not_run(job, at=now, why=why))
         return results
 
-    def _one_job(self, job: PlannedJob, index: int) -> JobResult:
-        self.hook.show([job.orchestrator.service_uri])  # from now on the gateway can only pick this one
-        self.observer.job_started(index, job)
-        try:
-            result = self._measure(job)
-            if result.verdict.error_code == TransportFault.DROPPED.value:
-                self._check_gateway_alive()
-        except GatewayUnreachable as exc:
-            self.stopped = str(exc)
-            return not_run(job, at=int(time.time()), why=self.stopped)
-        return result
 
-    def _check_gateway_alive(self) -> None:
-        # A dropped connection is the orchestrator's failure only if the gateway is still there:
-        # a gateway that died mid-job drops it too, and that is no orchestrator's fault.
-        endpoint = self.config.broadcaster_job_endpoint
-        if not accepts_connections(endpoint):
-            raise GatewayUnreachable(
-                f"the gateway at {endpoint} went away during a job and no longer accepts connections"
-            )
-
-    def _measure(self, job: PlannedJob) -> JobResult:
-        """Send the job once while the webhook lists only its orchestrator, and classify the reply."""
-        with ExitStack() as files:
-            prepared = prepare(job, self.config, files)
-            started_at = int(time.time())
-            exchange = send(
-                self.client,
-                prepared,
-                webhook_requests=lambda: self.hook.requests,
-                capture_limit=self.config.capture_limit_bytes,
-            )
-        verdict = classify(job.route, exchange)
-        check_seconds = None
-        if verdict.outcome is Outcome.PASSED and job.pipeline.verify_output:
-            verdict, check_seconds = self._check_output(job, exchange.body, verdict)
-        stream = exchange.stream
-        return JobResult(
-            job=job,
-            verdict=verdict,
-            started_at=started_at,
-            round_trip=exchange.round_trip,
-            status=exchange.status,
-            input_parameters=prepared.input_parameters,
-            response_payload=rows.response_payload(
-                exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
-            ),
-            output_check_seconds=check_seconds,
-            time_to_first_token=None if stream is None else stream.first_token_at,
-            tokens_per_second=None if stream is None else stream.tokens_per_second,
-        )
-
-    def _check_output(self, job: PlannedJob, body: bytes, verdict: Verdict) -> tuple[Verdict, float | None]:
-        """Fetch the media the reply points at, right away: a gateway keeps it only briefly."""
-        target = media.media_target(job.route, body)
-        if target is None:
-            return verdict, None
-        fetched = media.fetch(self.client, self.config.broadcaster_job_endpoint, target)
-        problem = media.judge(target, fetched)
-        if problem is not None:
-            return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds
-        return verdict, fetched.seconds
-
-    def _check_routing(self, results: Sequence[JobResult]) -> None:
-        if len(results) == UNROUTED_STOP_AFTER and all(r.outcome is Outcome.UNROUTED for r in results):
-            self.stopped = (
-                f"the first {UNROUTED_STOP_AFTER} jobs ran without the gateway asking the webhook, so no result "
-                f"can be attributed: {TESTER_MODE_HINT}"
-            )
+_DEFERRED = "not started: the time budget was spent; rotation runs it first next cycle"

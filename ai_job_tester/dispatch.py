@@ -29,9 +29,8 @@ class Dispatch:
         self._gate_open = gate_orchestrators == 0
         self._held_now: list[tuple[int, Parcel]] = []  # (index in results, parcel) held this cycle
 
-    def take(self, results: list[JobResult]) -> None:
-        """Deal with the newest result: hold it, post it, and release what it vouches for."""
-        index = len(results) - 1
+    def take(self, results: dict[int, JobResult], index: int) -> None:
+        """Deal with a new result: hold it, post it, and release what it vouches for."""
         result = results[index]
         if self._courier is None or not result.outcome.postable:
             return
@@ -45,13 +44,13 @@ class Dispatch:
             self._gate_open = True  # a pass: the tester works, and the failures held so far were real
             self._release(results)
 
-    def finish(self, results: list[JobResult], *, conclusive: bool) -> str | None:
+    def finish(self, results: dict[int, JobResult], *, conclusive: bool) -> str | None:
         """Decide on rows still held at the end; return why they stay held, or None.
 
         ``conclusive`` is False when the cycle stopped or was interrupted: then nothing
         held is released, for the evidence is incomplete.
         """
-        verdict = tester_fault(results, self._gate_orchestrators)
+        verdict = tester_fault(list(results.values()), self._gate_orchestrators)
         if self._courier is None or self._gate_open or not self._held_now:
             return verdict
         if verdict is None and conclusive:
@@ -63,7 +62,7 @@ class Dispatch:
         log.error("%s", verdict)
         return verdict
 
-    def _release(self, results: list[JobResult]) -> None:
+    def _release(self, results: dict[int, JobResult]) -> None:
         assert self._courier is not None
         for index, parcel in self._held_now:
             results[index] = results[index].delivered(self._courier.send(parcel.row))

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from requests_toolbelt import MultipartEncoder
 
-from .config import Config
+from .config import Config, GatewayConfig
 from .errors import GatewayUnreachable
 from .outcome import Exchange, TransportFault
 from .plan import PlannedJob
@@ -53,13 +53,13 @@ def form_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def prepare(job: PlannedJob, config: Config, files: ExitStack) -> PreparedJob:
-    """Build the request for ``job``; files it streams are closed by ``files``."""
+def prepare(job: PlannedJob, config: Config, gateway: GatewayConfig, files: ExitStack) -> PreparedJob:
+    """Build the request for ``job`` to ``gateway``; files it streams are closed by ``files``."""
     params = job_parameters(job)
     headers = {"Accept": "application/json, text/event-stream"}
-    if config.broadcaster_request_token is not None:
-        headers["Authorization"] = f"Bearer {config.broadcaster_request_token.get_secret_value()}"
-    url = f"{config.broadcaster_job_endpoint}/{job.route}"
+    if gateway.broadcaster_request_token is not None:
+        headers["Authorization"] = f"Bearer {gateway.broadcaster_request_token.get_secret_value()}"
+    url = f"{gateway.broadcaster_job_endpoint}/{job.route}"
     content: bytes | Iterator[bytes]
     if job.pipeline.content_type == "application/json":
         content = json.dumps(params, separators=(",", ":")).encode()

@@ -49,6 +49,8 @@ def _case(suite: ET.Element, result: JobResult) -> None:
     message = " ".join(part for part in (verdict.error_code, verdict.message) if part)
     if result.outcome is Outcome.FAILED:
         ET.SubElement(case, "failure", message=message, type=verdict.error_code or "FAILED").text = message
+    elif result.outcome is Outcome.DEFERRED:
+        ET.SubElement(case, "skipped", message=message)
     elif result.outcome is not Outcome.PASSED:
         ET.SubElement(case, "error", message=message, type=result.outcome.value).text = message
 

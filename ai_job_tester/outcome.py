@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     UNROUTED = "unrouted"  # no proof of which orchestrator ran it: never posted
     REJECTED = "rejected"  # the gateway refused the request before routing: a tester or config fault
     NOT_RUN = "not run"  # the cycle stopped before this job: never posted
+    DEFERRED = "deferred"  # the time budget was spent: rotation runs it first next cycle
 
     @property
     def postable(self) -> bool:

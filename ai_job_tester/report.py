@@ -32,6 +32,7 @@ class Totals:
     unrouted: int
     rejected: int
     not_run: int
+    deferred: int
     skipped: int
     posted: int
     post_failed: int
@@ -61,6 +62,7 @@ class CycleReport:
     undelivered: int = 0  # rows still in the outbox at the end
     posting_stopped: str | None = None
     held_back: str | None = None  # why the health gate kept this cycle's failure rows back
+    lane_failures: tuple[str, ...] = ()  # lanes whose gateway failed; others took their jobs
 
     @property
     def rows_rejected(self) -> int:
@@ -72,12 +74,13 @@ class CycleReport:
         deliveries = [result.delivery for result in self.results if result.delivery is not None]
         return Totals(
             expected=len(self.plan.jobs),
-            run=len(self.results) - outcomes[Outcome.NOT_RUN],
+            run=len(self.results) - outcomes[Outcome.NOT_RUN] - outcomes[Outcome.DEFERRED],
             passed=outcomes[Outcome.PASSED],
             failed=outcomes[Outcome.FAILED],
             unrouted=outcomes[Outcome.UNROUTED],
             rejected=outcomes[Outcome.REJECTED],
             not_run=outcomes[Outcome.NOT_RUN],
+            deferred=outcomes[Outcome.DEFERRED],
             skipped=len(self.plan.skipped),
             posted=sum(1 for d in deliveries if d.delivered),
             post_failed=sum(1 for d in deliveries if not d.delivered and not d.held),
@@ -99,6 +102,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "total_jobs_unrouted": totals.unrouted,
         "total_jobs_rejected": totals.rejected,
         "total_jobs_not_run": totals.not_run,
+        "total_jobs_deferred": totals.deferred,
         "total_skipped": totals.skipped,
         "total_posted": totals.posted,
         "total_post_failed": totals.post_failed,
@@ -114,6 +118,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "rows_rejected_by_leaderboard": report.rows_rejected,
         "undelivered": report.undelivered,
         "held_back": report.held_back,
+        "lane_failures": list(report.lane_failures),
         "jobs": [_job_entry(result, scores.get(key_of(result))) for result in report.results],
         "orchestrators": [
             {

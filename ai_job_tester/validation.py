@@ -46,7 +46,7 @@ def check_online(config: Config, *, transport: httpx.BaseTransport | None = None
     """Ask the gateway's CLI port and the leaderboard's regions; return what each said."""
     with httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False) as client:
         try:
-            orchestrators = GatewayCli(client, config.broadcaster_cli_endpoint).registered_orchestrators()
+            orchestrators = GatewayCli(client, config.lanes[0].broadcaster_cli_endpoint).registered_orchestrators()
         except (GatewayUnreachable, GatewayReplyError) as exc:
             raise OnlineCheckError(str(exc)) from None
         regions = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret).ai_regions()
@@ -59,6 +59,6 @@ def check_online(config: Config, *, transport: httpx.BaseTransport | None = None
             f"region {config.region!r} is not an AI region on the leaderboard; its AI regions are: {', '.join(regions)}"
         )
     return [
-        f"gateway CLI port {config.broadcaster_cli_endpoint}: {len(orchestrators)} active orchestrators",
+        f"gateway CLI port {config.lanes[0].broadcaster_cli_endpoint}: {len(orchestrators)} active orchestrators",
         f"leaderboard {regions_url(config.metrics_api_endpoint)}: {config.region} is an AI region",
     ]

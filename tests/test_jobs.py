@@ -44,7 +44,7 @@ def body_of(request: httpx.Request) -> bytes:
 def test_json_job_sends_parameters_plus_model_id() -> None:
     cfg = config()
     with ExitStack() as files:
-        prepared = prepare(job_for(cfg, "text-to-image"), cfg, files)
+        prepared = prepare(job_for(cfg, "text-to-image"), cfg, cfg.lanes[0], files)
     assert prepared.request.url == f"{GATEWAY}/text-to-image"
     sent = json.loads(body_of(prepared.request))
     assert sent["model_id"] == "the-model" and sent["prompt"] == "a bear" and sent["safety_check"] is False
@@ -59,21 +59,24 @@ def test_json_llm_sends_the_model_in_model() -> None:
     )
     cfg = parse_config(raw, source=GO_CONFIG)
     with ExitStack() as files:
-        sent = json.loads(body_of(prepare(job_for(cfg, "llm"), cfg, files).request))
+        sent = json.loads(body_of(prepare(job_for(cfg, "llm"), cfg, cfg.lanes[0], files).request))
     assert sent["model"] == "the-model" and "model_id" not in sent
 
 
 def test_bearer_token_is_sent_when_configured() -> None:
     cfg = config(broadcasterRequestToken="tok")
     with ExitStack() as files:
-        assert prepare(job_for(cfg, "text-to-image"), cfg, files).request.headers["Authorization"] == "Bearer tok"
+        assert (
+            prepare(job_for(cfg, "text-to-image"), cfg, cfg.lanes[0], files).request.headers["Authorization"]
+            == "Bearer tok"
+        )
 
 
 def test_multipart_job_streams_the_asset_with_string_fields() -> None:
     cfg = config()
     job = job_for(cfg, "segment-anything-2")
     with ExitStack() as files:
-        prepared = prepare(job, cfg, files)
+        prepared = prepare(job, cfg, cfg.lanes[0], files)
         assert not isinstance(prepared.request.stream, (bytes, bytearray))  # streamed, not built in memory
         raw = body_of(prepared.request)
     assert int(prepared.request.headers["Content-Length"]) == len(raw)
@@ -86,7 +89,7 @@ def test_multipart_job_streams_the_asset_with_string_fields() -> None:
 def test_audio_job_sends_the_clip_in_the_audio_field() -> None:
     cfg = config()
     with ExitStack() as files:
-        prepared = prepare(job_for(cfg, "audio-to-text"), cfg, files)
+        prepared = prepare(job_for(cfg, "audio-to-text"), cfg, cfg.lanes[0], files)
         raw = body_of(prepared.request)
     parts = {_name(p): p for p in MultipartDecoder(raw, prepared.request.headers["Content-Type"]).parts}
     assert parts["audio"].content[4:8] == b"ftyp"

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,6 +69,7 @@ class SimGateway:
         self._cached_listing: list[str] | None = None
         self._lock = threading.Lock()
         self.jobs_in_flight = 0
+        self.on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash this gateway
         self.webhook_seconds: list[float] = []  # each webhook call, as this gateway saw it
         self.handled: list[HandledJob] = []  # each routed job, from request to reply written
         self._local = threading.local()
@@ -221,10 +222,15 @@ class _JobHandler(QuietHandler):
         params: dict[str, Any],
     ) -> None:
         fault = orch.fault_for(capability)
-        if orch.on_job is not None:
-            orch.on_job()
+        for hook in (gateway.on_job, orch.on_job):
+            if hook is not None:
+                hook()
         started = time.perf_counter()
-        time.sleep(orch.slow_seconds if fault is Fault.SLOW else orch.latency)
+        orch.begin()
+        try:
+            time.sleep(orch.slow_seconds if fault is Fault.SLOW else orch.latency)
+        finally:
+            orch.end()
         orch.record(
             ServedJob(
                 orch.address.lower(),

@@ -73,19 +73,30 @@ class SimNetwork:
         region: str = "FRA",
         capability_api: CapabilityApi = "ai",
         tester_mode: bool = True,
+        gateways: int = 1,
     ) -> None:
         self.region = region
         self.secret = secret
         self.orchestrators = list(demo_orchestrators() if orchestrators is None else orchestrators)
-        self.gateway = SimGateway(self.orchestrators, capability_api=capability_api, tester_mode=tester_mode)
+        # Several gateways share the orchestrators, as gateways of one region do: one per lane.
+        self.gateways = [
+            SimGateway(self.orchestrators, capability_api=capability_api, tester_mode=tester_mode)
+            for _ in range(gateways)
+        ]
         self.leaderboard = SimLeaderboard(secret)
+
+    @property
+    def gateway(self) -> SimGateway:
+        return self.gateways[0]
 
     def start(self) -> None:
         self.leaderboard.start()
-        self.gateway.start()
+        for gateway in self.gateways:
+            gateway.start()
 
     def stop(self) -> None:
-        self.gateway.stop()
+        for gateway in self.gateways:
+            gateway.stop()
         self.leaderboard.stop()
 
     def __enter__(self) -> SimNetwork:
@@ -97,27 +108,46 @@ class SimNetwork:
     ) -> None:
         self.stop()
 
-    def point_webhook(self, port: int) -> None:
-        """Tell the gateway where the tester's webhook listens (its -orchWebhookUrl)."""
-        self.gateway.webhook_url = f"http://127.0.0.1:{port}/orchestrators"
+    def point_webhook(self, port: int, gateway: int = 0) -> None:
+        """Tell a gateway where its lane's webhook listens (its -orchWebhookUrl)."""
+        self.gateways[gateway].webhook_url = f"http://127.0.0.1:{port}/orchestrators"
 
     def tester_config(
-        self, *, webhook_port: int, pipelines: list[dict[str, Any]] | None = None, **extra: Any
+        self,
+        *,
+        webhook_port: int | None = None,
+        webhook_ports: list[int] | None = None,
+        pipelines: list[dict[str, Any]] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """Return a Go-format config for this network, with the shipped pipelines by default."""
-        self.point_webhook(webhook_port)
-        return {
+        """Return a config for this network, with the shipped pipelines by default.
+
+        With ``webhook_port`` it is the Go tester's single-gateway format; with
+        ``webhook_ports`` (one per gateway) it lists the lanes under ``gateways``.
+        """
+        common = {
             "region": self.region,
             "jobType": "ai",
-            "internalWebServerPort": str(webhook_port),
-            "internalWebServerAddress": "127.0.0.1",
             "metricsApiEndpoint": self.leaderboard.post_stats_url,
             "metricsSecret": self.secret,
-            "broadcasterJobEndpoint": self.gateway.http_url,
-            "broadcasterCliEndpoint": self.gateway.cli_url,
             "broadcasterRequestToken": "None",
             "pipelines": shipped_pipelines() if pipelines is None else pipelines,
-            **extra,
+        }
+        if webhook_ports is None:
+            assert webhook_port is not None, "give webhook_port or webhook_ports"
+            self.point_webhook(webhook_port)
+            return {**common, **self._lane(0, webhook_port), **extra}
+        for index, port in enumerate(webhook_ports):
+            self.point_webhook(port, index)
+        return {**common, "gateways": [self._lane(i, port) for i, port in enumerate(webhook_ports)], **extra}
+
+    def _lane(self, index: int, port: int) -> dict[str, Any]:
+        gateway = self.gateways[index]
+        return {
+            "internalWebServerPort": str(port),
+            "internalWebServerAddress": "127.0.0.1",
+            "broadcasterJobEndpoint": gateway.http_url,
+            "broadcasterCliEndpoint": gateway.cli_url,
         }
 
 

@@ -57,6 +57,8 @@ class SimOrchestrator:
     active: bool = True
     on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash the gateway
     served: list[ServedJob] = field(default_factory=list)
+    busy: int = 0  # jobs it is working on right now
+    most_at_once: int = 0  # the most jobs it ever worked on at the same time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def offers(self, capability: str, model: str) -> bool:
@@ -68,3 +70,12 @@ class SimOrchestrator:
     def record(self, job: ServedJob) -> None:
         with self._lock:
             self.served.append(job)
+
+    def begin(self) -> None:
+        with self._lock:
+            self.busy += 1
+            self.most_at_once = max(self.most_at_once, self.busy)
+
+    def end(self) -> None:
+        with self._lock:
+            self.busy -= 1

@@ -57,9 +57,10 @@ def _pipelines(*routes: str, **change: Any) -> list[dict[str, Any]]:
     return [{**p, **change} for p in shipped_pipelines() if p["uri"] in routes]
 
 
-def _network(orchestrators: int, models: int, latency: float) -> SimNetwork:
+def _network(orchestrators: int, models: int, latency: float, gateways: int = 1) -> SimNetwork:
     return SimNetwork(
-        [
+        gateways=gateways,
+        orchestrators=[
             SimOrchestrator(
                 address=f"0x{n:040x}",
                 service_uri=f"https://o{n}.sim:8935",
@@ -67,7 +68,7 @@ def _network(orchestrators: int, models: int, latency: float) -> SimNetwork:
                 latency=latency,
             )
             for n in range(orchestrators)
-        ]
+        ],
     )
 
 
@@ -77,7 +78,10 @@ def _run_tester(
     """Run one cycle in a child process; return its report and its peak resident memory in MB."""
     config = folder / "config.json"
     report = folder / "report.json"
-    config.write_text(json.dumps(network.tester_config(webhook_port=_free_port(), pipelines=pipelines)))
+    if not config.exists():
+        ports = [_free_port() for _ in network.gateways]
+        lanes = {"webhook_ports": ports} if len(ports) > 1 else {"webhook_port": ports[0]}
+        config.write_text(json.dumps(network.tester_config(pipelines=pipelines, **lanes)))
     command = [sys.executable, "-m", "ai_job_tester", "run", "-f", str(config), "--report", str(report),
                "--state-dir", str(folder / "state"), *extra]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -209,6 +213,51 @@ def _parsed_pipelines() -> Any:
     return parse_config(raw, source=Path("bench")).pipelines
 
 
+def bench_lanes(jobs: int, latency: float, folder: Path) -> list[Figure]:
+    figures = []
+    single = None
+    for lanes in (1, 2, 4):
+        sub = folder / f"lanes-{lanes}"
+        sub.mkdir()
+        with _network(max(4, jobs // 10), 10 if jobs >= 40 else 1, latency, gateways=lanes) as network:
+            report, _ = _run_tester(network, _pipelines("text-to-image", verify_output=False), sub, "--no-post")
+        wall = report["finished_at"] - report["started_at"]
+        single = single or wall
+        figures.append(Figure(f"cycle of {report['total_jobs']} jobs of {latency * 1000:.0f} ms with {lanes} lane(s)",
+                              f"{wall:.2f} s", f"speed-up {single / wall:.2f}x", None))  # fmt: skip
+    return figures
+
+
+def bench_lane_bias(jobs: int, lanes: int, folder: Path) -> list[Figure]:
+    """The tester's own share of each round trip while several lanes share its interpreter."""
+    with _network(max(lanes, jobs // 10), 10, latency=0.002, gateways=lanes) as network:
+        report, _ = _run_tester(network, _pipelines("text-to-image", verify_output=False), folder, "--no-post")
+        handled = {(h.orchestrator, h.model): h.seconds for g in network.gateways for h in g.handled}
+    bias = [(j["round_trip_time"] - handled[(j["orchestrator"], j["model"])]) * 1000
+            for j in report["jobs"] if j["outcome"] == "passed"]  # fmt: skip
+    return [Figure(f"round-trip bias vs gateway service time with {lanes} lanes, median / p99",
+                   f"{statistics.median(bias):.2f} / {_percentile(bias, 0.99):.2f} ms", "reported")]  # fmt: skip
+
+
+def bench_rotation(jobs: int, latency: float, folder: Path) -> list[Figure]:
+    """How many budget-limited cycles (a quarter of a full cycle each) cover every job once."""
+    with _network(max(2, jobs // 10), 10 if jobs >= 40 else 2, latency) as network:
+        full = jobs * latency
+        seen: set[tuple[str, str]] = set()
+        cycles = 0
+        total = None
+        while total is None or len(seen) < total:
+            cycles += 1
+            report, _ = _run_tester(network, _pipelines("text-to-image", verify_output=False), folder,
+                                    "--no-post", "--max-duration", f"{full / 4:.3f}")  # fmt: skip
+            total = report["expected_total_jobs"]
+            seen |= {(j["orchestrator"], j["model"]) for j in report["jobs"] if j["outcome"] == "passed"}
+            if cycles > 12:
+                break
+    return [Figure(f"cycles with a quarter-cycle budget to cover all {total} jobs", str(cycles), "≈ 4 (rotation)",
+                   None)]  # fmt: skip
+
+
 def bench_startup(runs: int) -> list[Figure]:
     times = []
     for _ in range(runs):
@@ -235,11 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         (folder / "rtt").mkdir()
         (folder / "overhead").mkdir()
         (folder / "memory").mkdir()
+        (folder / "lanes").mkdir()
+        (folder / "rotation").mkdir()
         figures = [
             *bench_round_trip(20 if args.quick else 300, folder / "rtt"),
             *bench_overhead(20 if args.quick else 300, folder / "overhead"),
             *bench_memory((1, 5) if args.quick else (10, 100), folder / "memory"),
             *bench_planning(*((50, 2) if args.quick else (1000, 10))),
+            *bench_lanes(8 if args.quick else 80, 0.02 if args.quick else 0.05, folder / "lanes"),
+            *bench_lane_bias(20 if args.quick else 300, 4, folder / "lanes"),
+            *bench_rotation(8 if args.quick else 80, 0.02 if args.quick else 0.05, folder / "rotation"),
             *bench_startup(2 if args.quick else 5),
         ]
     width = max(len(f.name) for f in figures)
