@@ -240,6 +240,14 @@ class _Cycle:
             self.stopped = self.lanes[0].failed if len(self.lanes) == 1 else "every lane's gateway failed"
 
     def _lane_loop(self, lane: Lane, scheduler: Scheduler, everyone: Sequence[str]) -> None:
+        try:
+            self._lane_jobs(lane, scheduler, everyone)
+        except Exception as exc:  # a thread's exception would only print a traceback: stop the lane instead
+            if self.interrupted is None:  # after a signal the cycle closed this lane's sockets under it
+                lane.failed = f"stopped by an unexpected error: {type(exc).__name__}: {exc}"
+                log.error("lane %d stops: %s", lane.number, lane.failed, exc_info=log.isEnabledFor(logging.DEBUG))
+
+    def _lane_jobs(self, lane: Lane, scheduler: Scheduler, everyone: Sequence[str]) -> None:
         while self.interrupted is None and (item := scheduler.take()) is not None:
             index, job = item
             lane.point_at(job)
@@ -247,9 +255,17 @@ class _Cycle:
             try:
                 result = lane.measure(job, self.config)
             except GatewayUnreachable as exc:
-                lane.failed = str(exc)
                 log.error("lane %d stops: %s", lane.number, exc)
+                lane.failed = str(exc)
                 scheduler.give_back(index, job)  # it never reached an orchestrator: another lane takes it
+                return
+            except Exception as exc:
+                if self.interrupted is None:
+                    # The traceback is for --verbose: operators get one line.
+                    log.error("lane %d stops on an unexpected error: %r", lane.number, exc,
+                              exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
+                    lane.failed = f"stopped by an unexpected error: {type(exc).__name__}: {exc}"
+                    scheduler.give_back(index, job)  # no result can be trusted: another lane runs it
                 return
             finally:
                 lane.idle(everyone)

@@ -36,7 +36,8 @@ def to_junit(report: CycleReport) -> bytes:
         _count(suite)
     _count(root)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _case(suite: ET.Element, result: JobResult) -> None:

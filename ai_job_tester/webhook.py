@@ -104,7 +104,9 @@ class _Server(socketserver.ThreadingTCPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         """A gateway that hangs up mid-answer is normal; anything else is logged, never printed raw."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
-            log.warning("webhook: error while answering %s", client_address, exc_info=True)
+            error = sys.exc_info()[1]
+            log.warning("webhook: error while answering %s: %r", client_address, error,
+                        exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
 
 
 class Webhook:
@@ -142,7 +144,7 @@ class Webhook:
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])
         if host in ("0.0.0.0", ""):
             host = socket.gethostname()
         return f"http://{host}:{self.port}{PATH}"

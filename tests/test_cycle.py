@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ai_job_tester.config import parse_config
 from ai_job_tester.cycle import RunOptions, SilentObserver, run_cycle
+from ai_job_tester.lane import Lane
 from ai_job_tester.outcome import Outcome
 from ai_job_tester.plan import Plan, PlannedJob
 from ai_job_tester.results import JobResult
@@ -61,3 +63,19 @@ def test_during_each_job_the_webhook_lists_only_the_orchestrator_under_test(netw
     run_cycle(config, RunOptions(post=False), observer, webhook=webhook)
     assert len(observer.listings) == 11
     assert all(listing == [under_test] for under_test, listing in observer.listings)
+
+
+def test_an_unexpected_error_in_a_lane_stops_it_with_a_reason_not_a_traceback(
+    network: SimNetwork, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: Lane, job: PlannedJob, config: object) -> JobResult:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Lane, "measure", broken)
+    webhook = Webhook.bind("127.0.0.1", 0)
+    config = parse_config(network.tester_config(webhook_port=webhook.port), source=Path("sim"))
+    report = run_cycle(config, RunOptions(), webhook=webhook)
+    assert report.stopped == "stopped by an unexpected error: RuntimeError: a bug"
+    assert {r.outcome for r in report.results} == {Outcome.NOT_RUN}
+    assert network.leaderboard.rows == []
+    assert "Traceback" not in capsys.readouterr().err

@@ -28,7 +28,7 @@ class QuietHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
