@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging() -> Iterator[None]:
+    """The CLI points the tester's logger at the stderr of the moment; do not let it outlive a test."""
+    yield
+    logger = logging.getLogger("ai_job_tester")
+    logger.handlers.clear()
+    logger.propagate = True
 
 
 @pytest.fixture(autouse=True)
