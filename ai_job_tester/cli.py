@@ -241,8 +241,9 @@ def _execute(config: Config, options: RunOptions, outputs: Outputs, *, webhook: 
             else:
                 result = run_cycle(config, options, LogObserver(), webhook=webhook)
     except Interrupted as exc:
-        # Only before the first job: once jobs run, the cycle itself stops and reports.
-        typer.echo(f"Interrupted by {exc} before any job ran; nothing was sent.", err=True)
+        # During discovery, or a second signal while the cycle winds down: once jobs run, the
+        # first signal makes the cycle itself stop and report.
+        typer.echo(f"Interrupted by {exc}; rows already stored are sent by the next run.", err=True)
         return exc.exit_code
     _show(result, options, outputs)
     return exit_code(result, fail_on_job_failure=outputs.fail_on_job_failure)

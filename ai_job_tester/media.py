@@ -94,7 +94,10 @@ _EXPECTED = {MediaKind.IMAGE: "a PNG or JPEG", MediaKind.VIDEO: "an MP4", MediaK
 
 
 def fetch(client: httpx.Client, gateway: str, target: MediaTarget) -> MediaFetch:
-    """Download the media (relative URLs from the gateway's HTTP port), keeping only its first bytes."""
+    """Start downloading the media (relative URLs from the gateway's HTTP port) and keep its first bytes.
+
+    The check needs only those, so the download stops there: a long video costs no more.
+    """
     url = urljoin(gateway.rstrip("/") + "/", target.url)
     started = time.perf_counter()
     head = bytearray()
@@ -102,9 +105,10 @@ def fetch(client: httpx.Client, gateway: str, target: MediaTarget) -> MediaFetch
     try:
         with client.stream("GET", url, timeout=MEDIA_TIMEOUT_SECONDS, follow_redirects=True) as reply:
             for chunk in reply.iter_bytes():
-                if len(head) < HEAD_BYTES:
-                    head += chunk[: HEAD_BYTES - len(head)]
+                head += chunk[: HEAD_BYTES - len(head)]
                 size += len(chunk)
+                if len(head) >= HEAD_BYTES:
+                    break
             status = reply.status_code
     except httpx.HTTPError as exc:
         return MediaFetch(time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
