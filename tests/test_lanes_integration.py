@@ -78,10 +78,11 @@ def test_lanes_run_at_the_same_time(
     network = lanes_network(orchestrators=4, models=4, latency=0.1, gateways=4)
     report = tmp_path / "r.json"
     invoke("run", "--no-post", "-f", str(lanes_config(network, write_config)), "--report", str(report))
-    document = json.loads(report.read_text())
-    assert document["total_jobs_passed"] == 16
-    # 16 jobs of 0.1 s each, four at a time: far less than the 1.6 s one lane would need.
-    assert document["finished_at"] - document["started_at"] < 1.2
+    assert json.loads(report.read_text())["total_jobs_passed"] == 16
+    # The gateways' own records: how many jobs were in flight at once, at the most.
+    spans = [(h.started, h.started + h.seconds) for g in network.gateways for h in g.handled]
+    most = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert most >= 2  # lanes overlapped, rather than taking turns
 
 
 def test_a_budget_defers_what_it_cannot_start_and_rotation_runs_it_next(

@@ -37,6 +37,7 @@ class HandledJob:
     route: str
     model: str
     seconds: float
+    started: float  # time.perf_counter() when the request arrived
 
 
 _FILE_ROUTES = {
@@ -210,7 +211,9 @@ class _JobHandler(QuietHandler):
             return
         with gateway.in_flight():
             self._serve(gateway, target, route, capability, model, params)
-        gateway.handled.append(HandledJob(target.address.lower(), route, model, time.perf_counter() - received))
+        gateway.handled.append(
+            HandledJob(target.address.lower(), route, model, time.perf_counter() - received, received)
+        )
 
     def _serve(
         self,
