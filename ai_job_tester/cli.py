@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -160,7 +161,13 @@ def demo(
     try:
         with SimNetwork() as network, tempfile.TemporaryDirectory(prefix="ai-job-tester-demo-") as scratch:
             webhook = Webhook.bind("127.0.0.1", 0)
-            config = parse_config(network.tester_config(webhook_port=webhook.port), source=Path("<demo>"))
+            # Live video needs ffmpeg; without it the demo says so and tests the rest.
+            raw = network.tester_config(webhook_port=webhook.port)
+            if shutil.which("ffmpeg"):
+                raw["liveVideo"] = network.live_video()
+            else:
+                typer.echo("Live video tests are skipped: ffmpeg is not installed.", err=True)
+            config = parse_config(raw, source=Path("<demo>"))
             # The demo's rows go to the simulated leaderboard: keep them apart from a real outbox.
             options = RunOptions(state_dir=state_dir or Path(scratch))
             code = _execute(config, options, outputs, webhook=webhook)

@@ -60,6 +60,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+class PromptVariant(_Strict):
+    """One prompt a live pipeline is tested with; its parameters go over the pipeline's."""
+
+    id: str = Field(min_length=1)
+    complexity: str = "default"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiveVideoConfig(BaseModel):
+    """The ``liveVideo`` block: where live streams are pushed and read, and how they are judged."""
+
+    # The Go tester's own keys (testVideoPath aside) are accepted and not used.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    media_server_url: str = Field(alias="mediaServerURL", min_length=1)
+    playback_url: str | None = Field(default=None, alias="playbackURL")
+    test_duration_seconds: float = Field(default=10.0, gt=0, alias="testDurationSeconds")
+    target_fps: float = Field(default=30.0, gt=0, alias="targetFPS")
+    max_initial_latency_seconds: float = Field(default=10.0, gt=0, alias="maxInitialLatencySeconds")
+    status_timeout_seconds: float = Field(default=30.0, gt=0, alias="statusTimeoutSeconds")
+    output_timeout_seconds: float = Field(default=30.0, gt=0, alias="outputTimeoutSeconds")
+    source: str | None = Field(default=None, alias="testVideoPath")
+    busy_passes: int = Field(default=3, ge=1, alias="busyPasses")
+    busy_backoff_seconds: float = Field(default=10.0, ge=0, alias="busyBackoffSeconds")
+
+    @property
+    def playback_base(self) -> str:
+        return (self.playback_url or self.media_server_url).rstrip("/")
+
+
 class PipelineConfig(_Strict):
     """One pipeline entry: which route to test and what job to send it."""
 
@@ -74,6 +104,11 @@ class PipelineConfig(_Strict):
     file_field: str | None = Field(default=None, min_length=1)
     timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0)
     verify_output: bool = True
+    prompt_variants: list[PromptVariant] | None = Field(default=None, alias="promptVariants")
+
+    @property
+    def is_live(self) -> bool:
+        return self.live or not routes.is_request_route(self.route)
 
     @property
     def route(self) -> str:
@@ -124,8 +159,8 @@ class Config(_Strict):
     verify_tls: bool = Field(default=True, alias="verifyTls")
     capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="captureLimitBytes")
     health_gate_orchestrators: int = Field(default=5, ge=0, alias="healthGateOrchestrators")
-    # Accepted so that the Go tester's later files keep loading; not used by this tester yet.
-    live_video: dict[str, Any] | None = Field(default=None, alias="liveVideo")
+    live_video: LiveVideoConfig | None = Field(default=None, alias="liveVideo")
+    # Accepted so that the Go tester's later files keep loading; not used by this tester.
     logger: dict[str, Any] | None = None
     # Filled in by ``load_config``: pipeline index -> absolute path of its test file.
     asset_paths: dict[int, Path] = Field(default_factory=dict, exclude=True)

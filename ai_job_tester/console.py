@@ -12,10 +12,12 @@ from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .inventory import Inventory
+from .live import LiveStats
 from .outcome import Outcome
 from .plan import Plan, PlannedJob
 from .report import CycleReport
@@ -32,6 +34,7 @@ _STYLE = {
     Outcome.REJECTED: "yellow",
     Outcome.NOT_RUN: "dim",
     Outcome.DEFERRED: "dim",
+    Outcome.BUSY: "yellow",
 }
 
 
@@ -80,7 +83,7 @@ def _job_fields(job: PlannedJob) -> dict[str, object]:
 
 
 def _job_label(job: PlannedJob) -> str:
-    return f"{job.orchestrator.address} {job.capability} {job.model}"
+    return f"{job.orchestrator.address} {job.capability} {job.label}"
 
 
 class LogObserver:
@@ -165,8 +168,8 @@ def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> 
     for column in ("name", "route", "body", "model field", "test file", "timeout", "tested"):
         table.add_column(column)
     for p in pipelines:
-        table.add_row(p.name, p.route, p.content_type, p.model_field, str(p.asset or "-"), f"{p.timeout:g} s",
-                      "yes" if p.tested else "no: live video")  # fmt: skip
+        table.add_row(escape(p.name), p.route, p.content_type, p.model_field, escape(str(p.asset or "-")),
+                      f"{p.timeout:g} s", "yes" if p.tested else "no: live video needs a liveVideo block")  # fmt: skip
     console.print(table)
 
 
@@ -179,14 +182,14 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
             table.add_column(column, overflow="fold")
         for row in rows:
             error = "; ".join(f"{e.error_code} {e.message}" for e in row.errors)
-            table.add_row(_when(row.timestamp), row.orchestrator, row.pipeline, row.model,
-                          "passed" if row.success_rate else "failed", error)  # fmt: skip
+            table.add_row(_when(row.timestamp), row.orchestrator, escape(row.pipeline), escape(row.model),
+                          "passed" if row.success_rate else "failed", escape(error))  # fmt: skip
         console.print(table)
     table = Table(title=f"{len(inventory.rejected)} row(s) rejected by the leaderboard")
     for column in ("file", "message"):
         table.add_column(column, overflow="fold")
     for rejected in inventory.rejected:
-        table.add_row(str(rejected.path), rejected.message)
+        table.add_row(escape(str(rejected.path)), escape(rejected.message))
     console.print(table)
 
 
@@ -203,9 +206,9 @@ def render_plan(plan: Plan, console: Console) -> None:
         table.add_row(
             str(number),
             job.orchestrator.address,
-            job.orchestrator.service_uri,
-            job.capability,
-            job.model,
+            escape(job.orchestrator.service_uri),
+            escape(job.capability),
+            escape(job.label),
             "warm" if job.warm else "cold",
         )
     console.print(table)
@@ -219,7 +222,7 @@ def _render_skipped(plan: Plan, console: Console) -> None:
     for column in ("orchestrator", "pipeline", "model", "reason"):
         table.add_column(column)
     for skipped in plan.skipped:
-        table.add_row(skipped.orchestrator, skipped.capability, skipped.model, skipped.reason)
+        table.add_row(skipped.orchestrator, escape(skipped.capability), escape(skipped.model), skipped.reason)
     console.print(table)
 
 
@@ -235,9 +238,9 @@ def render_summary(report: CycleReport, console: Console) -> None:
         score = scores.get(key_of(result))
         error = " ".join(part for part in (result.verdict.error_code, result.verdict.message) if part)
         table.add_row(
-            job.orchestrator.address, job.capability, job.model, "warm" if job.warm else "cold",
+            job.orchestrator.address, escape(job.capability), escape(job.label), "warm" if job.warm else "cold",
             f"[{_STYLE[result.outcome]}]{result.outcome.value}[/]", _timing(result),
-            "-" if score is None else f"{score.score:.3f}", error, _posted(result),
+            "-" if score is None else f"{score.score:.3f}", escape(error), _posted(result),
         )  # fmt: skip
     console.print(table)
     _render_rollup(rollup(report.results, scores), console)
@@ -247,6 +250,7 @@ def render_summary(report: CycleReport, console: Console) -> None:
         f"expected {t.expected}, run {t.run}, passed {t.passed}, failed {t.failed}, tester errors "
         f"{t.tester_errors} (unrouted {t.unrouted}, rejected {t.rejected}, not run {t.not_run}), skipped {t.skipped}"
         + (f", deferred {t.deferred} (time budget spent; they run first next cycle)" if t.deferred else "")
+        + (f", busy {t.busy} (live orchestrators full through every retry; not scored)" if t.busy else "")
     )
     for line in _delivery_lines(report):
         console.print(line)
@@ -261,11 +265,11 @@ def render_summary(report: CycleReport, console: Console) -> None:
             "the request or the config is at fault, not the orchestrator"
         )
     if report.stopped:
-        console.print(f"[red]the cycle stopped early:[/] {report.stopped}")
+        console.print(f"[red]the cycle stopped early:[/] {escape(report.stopped)}")
     for failure in report.lane_failures:
-        console.print(f"[red]{failure}[/]; the other lanes took its jobs")
+        console.print(f"[red]{escape(failure)}[/]; the other lanes took its jobs")
     if report.held_back:
-        console.print(f"[red]health gate:[/] {report.held_back}")
+        console.print(f"[red]health gate:[/] {escape(report.held_back)}")
     if report.interrupted is not None:
         console.print(f"[red]interrupted by {signal.Signals(report.interrupted).name}:[/] partial results above")
 
@@ -282,7 +286,7 @@ def _delivery_lines(report: CycleReport) -> list[str]:
     if report.late_rows.delivered:
         lines.append(f"delivered {report.late_rows.delivered} row(s) on the closing retry")
     if report.posting_stopped:
-        lines.append(f"[red]posting stopped:[/] {report.posting_stopped}")
+        lines.append(f"[red]posting stopped:[/] {escape(report.posting_stopped)}")
     if report.rows_rejected:
         lines.append(
             f"[red]{report.rows_rejected} row(s) rejected by the leaderboard (HTTP 400)[/]: "
@@ -294,6 +298,8 @@ def _delivery_lines(report: CycleReport) -> list[str]:
 
 
 def _timing(result: JobResult) -> str:
+    if result.live is not None:
+        return _live_timing(result.live)
     if result.round_trip is None:
         return "-"
     parts = [f"{result.round_trip:.3f} s"]
@@ -304,6 +310,13 @@ def _timing(result: JobResult) -> str:
     if result.output_check_seconds is not None:
         parts.append(f"+{result.output_check_seconds:.3f} s fetch")
     return parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+
+
+def _live_timing(stats: LiveStats) -> str:
+    first = "-" if stats.time_to_first_frame is None else f"{stats.time_to_first_frame:.2f} s"
+    fps = "-" if stats.fps is None else f"{stats.fps:.1f}"
+    confirmed = {True: "prompt confirmed", False: "prompt NOT confirmed", None: "prompt unconfirmed"}[stats.confirmed]
+    return f"first frame {first}, {fps} fps, {stats.frames} frames, live score {stats.score:.2f}, {confirmed}"
 
 
 def _render_rollup(rollups: Sequence[Rollup], console: Console) -> None:
@@ -322,4 +335,4 @@ def _posted(result: JobResult) -> str:
         return "-"
     if result.delivery.held:
         return "[yellow]held[/]"
-    return "yes" if result.delivery.delivered else f"[red]no: {result.delivery.message}[/]"
+    return "yes" if result.delivery.delivered else f"[red]no: {escape(result.delivery.message)}[/]"

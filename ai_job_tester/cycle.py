@@ -8,7 +8,9 @@ to two lanes at once. The main thread only waits, so that signals reach it.
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -20,15 +22,17 @@ from typing import Protocol
 
 import httpx
 
-from . import rotation
-from .config import Config
+from . import live, rotation, routes, rows
+from .config import Config, LiveVideoConfig
 from .courier import Courier
+from .discovery import Offers
 from .dispatch import Dispatch
-from .errors import GatewayUnreachable, LeaderboardRegionError
+from .errors import GatewayReplyError, GatewayUnreachable, LeaderboardRegionError
 from .gateway import GatewayCli
 from .interrupts import Interrupted
 from .lane import Lane
 from .leaderboard import Leaderboard
+from .liverun import LiveRun, run_live_job
 from .outbox import HELD_JOURNAL, Outbox
 from .outcome import TESTER_MODE_HINT, Outcome, Verdict
 from .plan import Filters, Plan, PlannedJob, build_plan
@@ -149,6 +153,7 @@ class _Cycle:
         self.finished_order: list[int] = []
         self.lock = threading.Lock()  # results, dispatch (outbox, courier) and rotation, shared by the lanes
         self.last_tested = rotation.load(state_dir)
+        self._deadline_at: float | None = None
 
     def run(self) -> CycleReport:
         started = time.time()
@@ -163,8 +168,11 @@ class _Cycle:
         if self.options.dry_run:
             ordered = Plan(plan.orchestrators, tuple(plan.jobs[i] for i in order), plan.skipped)
             return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
-        scheduler = Scheduler([(i, plan.jobs[i]) for i in order], deadline=deadline)
+        scheduler = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=deadline)
         self._run_lanes(scheduler, everyone)
+        live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
+        if live_jobs and self.stopped is None and self.interrupted is None:
+            self._run_live(live_jobs, deadline)
         with self.lock:  # a lane abandoned by a signal may still be inside; it will not get further
             results = self._complete(plan, scheduler)
             held_back = self.dispatch.finish(self.results, conclusive=self.stopped is None and self.interrupted is None)
@@ -189,7 +197,8 @@ class _Cycle:
 
     def _deadline(self) -> float | None:
         budget = self.options.max_duration or self.config.max_duration
-        return None if budget is None else time.monotonic() + budget
+        self._deadline_at = None if budget is None else time.monotonic() + budget
+        return self._deadline_at
 
     def _discover(self) -> tuple[Plan, list[str]]:
         """Ask the first lane's gateway once; the other lanes share what it found."""
@@ -200,7 +209,69 @@ class _Cycle:
         for lane in self.lanes:
             # The capabilities query discovers live through the webhook: it must list everyone.
             lane.idle(everyone)
-        return build_plan(orchestrators, gateway.offers(), self.config.pipelines, self.options.filters), everyone
+        offers = gateway.offers()
+        live = self._live_enabled()
+        if live:  # live selectors, with their idle capacity, come from mainline's network view
+            offers = _merge_live(offers, gateway.live_offers())
+        plan = build_plan(orchestrators, offers, self.config.pipelines, self.options.filters, live=live)
+        return plan, everyone
+
+    def _live_enabled(self) -> bool:
+        if self.config.live_video is None or not any(p.is_live for p in self.config.pipelines):
+            return False
+        if shutil.which("ffmpeg") is None:
+            log.warning("live video tests are skipped: ffmpeg is not installed")
+            return False
+        return True
+
+    def _run_live(self, jobs: list[tuple[int, PlannedJob]], deadline: float | None) -> None:
+        """Live jobs, one at a time after the batch jobs; a busy orchestrator is tried again later."""
+        settings = self.config.live_video
+        assert settings is not None
+        gateway = self.lanes[0].gateway
+        cli = GatewayCli(self.client, gateway.broadcaster_cli_endpoint)
+        pending: list[tuple[int, PlannedJob, LiveRun | None]] = [(i, job, None) for i, job in jobs]
+        try:
+            for attempt in range(settings.busy_passes):
+                if attempt:
+                    time.sleep(settings.busy_backoff_seconds)
+                pending = self._live_pass(pending, settings, gateway.broadcaster_job_endpoint, cli, deadline)
+                if not pending:
+                    break
+        except Interrupted as exc:
+            self.interrupted = exc  # the ffmpeg children are already stopped
+            return
+        now = int(time.time())
+        with self.lock:
+            for index, job, last in pending:  # full to the end: reported, never scored
+                if index not in self.results:
+                    self.results[index] = _busy_result(job, last, now)
+
+    def _live_pass(
+        self,
+        pending: list[tuple[int, PlannedJob, LiveRun | None]],
+        settings: LiveVideoConfig,
+        endpoint: str,
+        cli: GatewayCli,
+        deadline: float | None,
+    ) -> list[tuple[int, PlannedJob, LiveRun | None]]:
+        busy = []
+        capacity = _capacities(cli)
+        for index, job, last in pending:
+            if deadline is not None and time.monotonic() >= deadline:
+                return []  # the budget is spent: what is left is deferred
+            if capacity.get((job.orchestrator.address, job.model)) == 0:
+                busy.append((index, job, last))  # no idle slot right now: do not even push
+                continue
+            self.observer.job_started(index, job)
+            run = run_live_job(job, settings, endpoint, self.client)
+            if run.busy:
+                busy.append((index, job, run))
+                continue
+            with self.lock:
+                self._record(index, job, _live_result(job, run), None)
+            self.observer.job_finished(index, self.results[index])
+        return busy
 
     def _check_region(self, courier: Courier) -> None:
         regions = courier.leaderboard.ai_regions()
@@ -276,7 +347,7 @@ class _Cycle:
             scheduler.done(job)
             self.observer.job_finished(index, self.results[index])
 
-    def _record(self, index: int, job: PlannedJob, result: JobResult, scheduler: Scheduler) -> None:
+    def _record(self, index: int, job: PlannedJob, result: JobResult, scheduler: Scheduler | None) -> None:
         self.results[index] = result
         self.finished_order.append(index)
         self.last_tested[rotation.rotation_key(job)] = time.time()
@@ -288,7 +359,8 @@ class _Cycle:
                 f"the first {UNROUTED_STOP_AFTER} jobs ran without the gateway asking the webhook, so no "
                 f"result can be attributed: {TESTER_MODE_HINT}"
             )
-            scheduler.close()
+            if scheduler is not None:
+                scheduler.close()
 
     def _complete(self, plan: Plan, scheduler: Scheduler) -> list[JobResult]:
         """Every planned job's result in plan order; jobs that never ran say why."""
@@ -302,10 +374,64 @@ class _Cycle:
         results = []
         for index, job in enumerate(plan.jobs):
             result = self.results.get(index)
-            if result is None and scheduler.budget_spent and self.stopped is None and self.interrupted is None:
+            spent = scheduler.budget_spent or (self._deadline_at is not None and time.monotonic() >= self._deadline_at)
+            if result is None and spent and self.stopped is None and self.interrupted is None:
                 result = JobResult(job=job, verdict=Verdict(Outcome.DEFERRED, None, _DEFERRED), started_at=now)
             results.append(result or not_run(job, at=now, why=why))
         return results
 
 
 _DEFERRED = "not started: the time budget was spent; rotation runs it first next cycle"
+
+
+def _merge_live(offers: Offers, live: Offers) -> Offers:
+    """Batch offers from the capabilities reply, live ones (with capacity) from the network view."""
+    merged = {address: tuple(o for o in found if routes.is_request_route(routes.route_of(o.capability)))
+              for address, found in offers.items()}  # fmt: skip
+    for address, found in live.items():
+        merged[address] = merged.get(address, ()) + found
+    return merged
+
+
+def _capacities(cli: GatewayCli) -> dict[tuple[str, str], int]:
+    """Fresh idle capacity per (orchestrator, selector); empty when the gateway cannot say."""
+    try:
+        offers = cli.live_offers()
+    except (GatewayUnreachable, GatewayReplyError):
+        return {}
+    return {
+        (address, o.model): o.capacity for address, found in offers.items() for o in found if o.capacity is not None
+    }
+
+
+def _live_result(job: PlannedJob, run: LiveRun) -> JobResult:
+    stats = run.stats
+    passed = run.error is None and stats.frames > 0
+    if passed:
+        verdict = Verdict(Outcome.PASSED)
+    elif run.error is not None and live.NOT_PINNED in run.error:
+        # The gateway found no orchestrator to pin the stream to: nothing ran on this one.
+        verdict = Verdict(Outcome.UNROUTED, None, f"the gateway could not pin the stream: {run.error}")
+    else:
+        code = "NO_OUTPUT" if run.error and run.error.startswith("no output") else "LIVE_ERROR"
+        verdict = Verdict(Outcome.FAILED, code, run.error or "")
+    return JobResult(
+        job=job,
+        verdict=verdict,
+        started_at=int(time.time() - run.elapsed),
+        # The leaderboard scores a latency: time to first frame, or the time it waited in vain.
+        round_trip=stats.time_to_first_frame if passed else run.elapsed,
+        input_parameters=json.dumps(run.params, separators=(",", ":"), sort_keys=True),
+        response_payload=rows.clean_payload(json.dumps(stats.payload())),
+        live=stats,
+    )
+
+
+def _busy_result(job: PlannedJob, last: LiveRun | None, now: int) -> JobResult:
+    why = last.error if last is not None and last.error else "no idle capacity for this selector"
+    return JobResult(
+        job=job,
+        verdict=Verdict(Outcome.BUSY, None, f"busy through every retry: {why}"),
+        started_at=now,
+        live=None if last is None else last.stats,
+    )

@@ -31,6 +31,7 @@ class ModelOffer:
     capability: str
     model: str
     warm: bool
+    capacity: int | None = None  # idle slots, where the gateway says (live video)
 
 
 Offers = dict[str, tuple[ModelOffer, ...]]
@@ -79,6 +80,7 @@ class AICapabilities(_Lenient):
 
 class _NetModel(_Lenient):
     warm: bool = False  # a cold model has no "warm" key at all
+    capacity: int | None = None  # idle slots
 
 
 class _NetCapability(_Lenient):
@@ -159,7 +161,7 @@ def parse_network_capabilities(raw: Any) -> Offers:
             if name is None:
                 continue  # a capability this gateway cannot name is not one we can route to
             bucket.extend(
-                ModelOffer(capability=name, model=model, warm=spec.warm)
+                ModelOffer(capability=name, model=model, warm=spec.warm, capacity=spec.capacity)
                 for model, spec in (capability.models or {}).items()
             )
     return _freeze(offers)

@@ -12,6 +12,7 @@ import httpx
 from .discovery import Offers, Orchestrator, parse_ai_capabilities, parse_network_capabilities, parse_registered
 from .errors import GatewayReplyError, GatewayUnreachable
 from .outcome import gateway_message
+from .routes import is_request_route, route_of
 
 DISCOVERY_TIMEOUT_SECONDS = 30.0
 MAX_DISCOVERY_BYTES = 64 * 1024 * 1024
@@ -51,6 +52,17 @@ class GatewayCli:
         if reply.status_code == 404:  # a mainline gateway: fall back to its network view
             return parse_network_capabilities(self._get_json("/getNetworkCapabilities"))
         return parse_ai_capabilities(self._decode(reply, "/getOrchestratorAICapabilities"))
+
+    def live_offers(self) -> Offers:
+        """Return each orchestrator's live video selectors with their idle capacity (mainline's view)."""
+        reply = self._get("/getNetworkCapabilities")
+        if reply.status_code == 404:
+            return {}
+        offers = parse_network_capabilities(self._decode(reply, "/getNetworkCapabilities"))
+        return {
+            address: tuple(o for o in found if not is_request_route(route_of(o.capability)))
+            for address, found in offers.items()
+        }
 
     def _get_json(self, path: str) -> Any:
         return self._decode(self._get(path), path)

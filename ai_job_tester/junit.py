@@ -42,7 +42,7 @@ def to_junit(report: CycleReport) -> bytes:
 
 def _case(suite: ET.Element, result: JobResult) -> None:
     job = result.job
-    name = f"{job.capability} / {job.model} ({'warm' if job.warm else 'cold'})"
+    name = f"{job.capability} / {job.label} ({'warm' if job.warm else 'cold'})"
     case = ET.SubElement(
         suite, "testcase", classname=job.orchestrator.address, name=name, time=f"{result.round_trip or 0:.3f}"
     )
@@ -50,7 +50,7 @@ def _case(suite: ET.Element, result: JobResult) -> None:
     message = " ".join(part for part in (verdict.error_code, verdict.message) if part)
     if result.outcome is Outcome.FAILED:
         ET.SubElement(case, "failure", message=message, type=verdict.error_code or "FAILED").text = message
-    elif result.outcome is Outcome.DEFERRED:
+    elif result.outcome in (Outcome.DEFERRED, Outcome.BUSY):
         ET.SubElement(case, "skipped", message=message)
     elif result.outcome is not Outcome.PASSED:
         ET.SubElement(case, "error", message=message, type=result.outcome.value).text = message

@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # the gateway refused the request before routing: a tester or config fault
     NOT_RUN = "not run"  # the cycle stopped before this job: never posted
     DEFERRED = "deferred"  # the time budget was spent: rotation runs it first next cycle
+    BUSY = "busy"  # a live orchestrator stayed full through every retry: not scored, not posted
 
     @property
     def postable(self) -> bool:

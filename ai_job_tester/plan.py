@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import routes
-from .config import PipelineConfig
+from .config import PipelineConfig, PromptVariant
 from .discovery import ModelOffer, Offers, Orchestrator
 
 
@@ -24,10 +24,19 @@ class PlannedJob:
     warm: bool
     pipeline: PipelineConfig
     pipeline_index: int
+    variant: PromptVariant | None = None  # live video only: the prompt it is tested with
 
     @property
     def route(self) -> str:
         return self.pipeline.route
+
+    @property
+    def is_live(self) -> bool:
+        return self.pipeline.is_live
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} [{self.variant.id}]" if self.variant is not None else self.model
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +87,14 @@ def build_plan(
     offers: Offers,
     pipelines: Sequence[PipelineConfig],
     filters: Filters = Filters(),
+    *,
+    live: bool = False,
 ) -> Plan:
-    """Match offers to configured pipelines by route and apply the operator's filters."""
+    """Match offers to configured pipelines by route and apply the operator's filters.
+
+    ``live`` says whether live video can be tested (the config has a ``liveVideo`` block);
+    a live offer then becomes one job per prompt variant.
+    """
     by_route = {pipeline.route: (index, pipeline) for index, pipeline in enumerate(pipelines)}
     jobs: list[PlannedJob] = []
     skipped: list[SkippedOffer] = []
@@ -92,31 +107,29 @@ def build_plan(
             if not (filters.admits_pipeline(offer.capability) and filters.admits_model(offer.model)):
                 continue
             match = by_route.get(routes.route_of(offer.capability))
-            reason = _skip_reason(offer, match[1] if match else None)
+            reason = _skip_reason(offer, match[1] if match else None, live=live)
             if reason or match is None:
                 skipped.append(SkippedOffer(orch.address, offer.capability, offer.model, reason))
                 continue
             index, pipeline = match
-            jobs.append(
-                PlannedJob(
-                    orchestrator=orch,
-                    capability=offer.capability,
-                    model=offer.model,
-                    warm=offer.warm,
-                    pipeline=pipeline,
-                    pipeline_index=index,
-                )
+            variants: Sequence[PromptVariant | None] = [None]
+            if pipeline.is_live:
+                variants = pipeline.prompt_variants or [PromptVariant(id="default")]
+            jobs.extend(
+                PlannedJob(orch, offer.capability, offer.model, offer.warm, pipeline, index, variant)
+                for variant in variants
             )
     return Plan(orchestrators=tuple(chosen), jobs=tuple(jobs), skipped=tuple(skipped))
 
 
-def _skip_reason(offer: ModelOffer, pipeline: PipelineConfig | None) -> str:
-    if not routes.is_request_route(routes.route_of(offer.capability)):
-        return "live video is a stream, not a request/response job"
+def _skip_reason(offer: ModelOffer, pipeline: PipelineConfig | None, *, live: bool) -> str:
     if pipeline is None:
         return "no pipeline with this route in the config"
-    if not pipeline.is_request:
-        return "configured as a live pipeline"
+    is_live_offer = not routes.is_request_route(routes.route_of(offer.capability))
+    if is_live_offer != pipeline.is_live:
+        return "configured as a live pipeline" if pipeline.is_live else "not configured as a live pipeline"
+    if is_live_offer and not live:
+        return "live video needs a liveVideo block in the config"
     if not offer.model:
         return "the gateway reported an empty model name"
     return ""

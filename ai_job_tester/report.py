@@ -33,6 +33,7 @@ class Totals:
     rejected: int
     not_run: int
     deferred: int
+    busy: int
     skipped: int
     posted: int
     post_failed: int
@@ -74,13 +75,14 @@ class CycleReport:
         deliveries = [result.delivery for result in self.results if result.delivery is not None]
         return Totals(
             expected=len(self.plan.jobs),
-            run=len(self.results) - outcomes[Outcome.NOT_RUN] - outcomes[Outcome.DEFERRED],
+            run=len(self.results) - outcomes[Outcome.NOT_RUN] - outcomes[Outcome.DEFERRED] - outcomes[Outcome.BUSY],
             passed=outcomes[Outcome.PASSED],
             failed=outcomes[Outcome.FAILED],
             unrouted=outcomes[Outcome.UNROUTED],
             rejected=outcomes[Outcome.REJECTED],
             not_run=outcomes[Outcome.NOT_RUN],
             deferred=outcomes[Outcome.DEFERRED],
+            busy=outcomes[Outcome.BUSY],
             skipped=len(self.plan.skipped),
             posted=sum(1 for d in deliveries if d.delivered),
             post_failed=sum(1 for d in deliveries if not d.delivered and not d.held),
@@ -103,6 +105,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "total_jobs_rejected": totals.rejected,
         "total_jobs_not_run": totals.not_run,
         "total_jobs_deferred": totals.deferred,
+        "total_jobs_busy": totals.busy,
         "total_skipped": totals.skipped,
         "total_posted": totals.posted,
         "total_post_failed": totals.post_failed,
@@ -155,6 +158,8 @@ def _job_entry(result: JobResult, score: Score | None) -> dict[str, Any]:
         "output_check_seconds": result.output_check_seconds,
         "time_to_first_token": result.time_to_first_token,
         "tokens_per_second": result.tokens_per_second,
+        "variant": None if result.job.variant is None else result.job.variant.id,
+        "live": None if result.live is None else result.live.payload(),
         "success_rate": None if score is None else score.success_rate,
         "round_trip_score": None if score is None else round(score.round_trip_score, 6),
         "score": None if score is None else round(score.score, 6),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from . import rows
 from .leaderboard import Delivery
+from .live import LiveStats
 from .outcome import Outcome, Verdict
 from .plan import PlannedJob
 
@@ -25,6 +26,7 @@ class JobResult:
     output_check_seconds: float | None = None  # the media download, never part of round_trip
     time_to_first_token: float | None = None  # LLM streams only
     tokens_per_second: float | None = None
+    live: LiveStats | None = None  # live video only
 
     @property
     def outcome(self) -> Outcome:

@@ -17,7 +17,8 @@ ROTATION_FILE = "rotation.json"
 
 
 def rotation_key(job: PlannedJob) -> str:
-    return f"{job.orchestrator.address}|{job.capability}|{job.model}"
+    variant = f"|{job.variant.id}" if job.variant is not None else ""
+    return f"{job.orchestrator.address}|{job.capability}|{job.model}{variant}"
 
 
 def rotation_order(jobs: Sequence[PlannedJob], last_tested: Mapping[str, float]) -> list[int]:

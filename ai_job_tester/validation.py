@@ -36,7 +36,7 @@ def summarise(config: Config) -> list[PipelineSummary]:
             model_field=pipeline.resolved_model_field,
             asset=config.asset_paths.get(index),
             timeout=pipeline.timeout,
-            tested=pipeline.is_request,
+            tested=pipeline.is_request or (pipeline.is_live and config.live_video is not None),
         )
         for index, pipeline in enumerate(config.pipelines)
     ]

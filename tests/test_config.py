@@ -167,3 +167,12 @@ def test_secrets_from_the_environment_override_the_file(tmp_path: Path) -> None:
     assert config.metrics_secret.get_secret_value() == "env-secret"
     assert config.broadcaster_request_token is not None
     assert config.broadcaster_request_token.get_secret_value() == "env-token"
+
+
+def test_the_go_testers_live_video_block_loads(tmp_path: Path) -> None:
+    block = {"mediaServerURL": "rtmp://mediamtx:1935", "testVideoPath": "test-assets/live.mp4",
+             "testDurationSeconds": 30, "probeGracePeriodSeconds": 20, "orchMapping": {"0xa": ["https://a"]},
+             "targetFPS": 24, "maxInitialLatencySeconds": 8, "maxProbeAttempts": 3}  # fmt: skip
+    config = parse_config(_with({"liveVideo": block}), source=tmp_path / "c.json")
+    assert config.live_video is not None
+    assert (config.live_video.playback_base, config.live_video.target_fps) == ("rtmp://mediamtx:1935", 24)

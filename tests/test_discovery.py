@@ -73,8 +73,8 @@ def test_tester_patch_capabilities_mark_warm_and_cold() -> None:
 def test_mainline_capabilities_match_addresses_case_insensitively_and_cold_has_no_warm_key() -> None:
     offers = parse_network_capabilities(NETWORK_CAPS)
     assert offers["0xaaaa"] == (
-        ModelOffer("Text to image", "warm-model", True),
-        ModelOffer("Text to image", "cold-model", False),
+        ModelOffer("Text to image", "warm-model", True, capacity=1),
+        ModelOffer("Text to image", "cold-model", False, capacity=1),
     )
     assert offers["0xeeee"] == ()
 

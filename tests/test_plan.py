@@ -40,7 +40,7 @@ def test_pipelines_match_by_route_not_display_name() -> None:
 def test_live_video_and_unconfigured_offers_are_skipped_with_a_reason() -> None:
     reasons = {(s.capability, s.reason) for s in plan().skipped}
     assert reasons == {
-        ("Live video to video", "live video is a stream, not a request/response job"),
+        ("Live video to video", "no pipeline with this route in the config"),
         ("Some future pipeline", "no pipeline with this route in the config"),
     }
 
@@ -63,3 +63,17 @@ def test_every_orchestrator_gets_one_job_per_configured_offer() -> None:
     many = [Orchestrator(f"0x{i:040x}", f"https://o{i}:8935") for i in range(200)]
     offers = {o.address: OFFERS["0xaaaa"] for o in many}
     assert len(build_plan(many, offers, load_config(GO_CONFIG).pipelines).jobs) == 400
+
+
+def test_a_live_offer_becomes_one_job_per_prompt_variant_when_live_video_is_set_up() -> None:
+    from ai_job_tester.config import PipelineConfig
+
+    live = PipelineConfig.model_validate({
+        "name": "Live", "uri": "live-video-to-video", "contentType": "application/json", "live": True,
+        "promptVariants": [{"id": "a"}, {"id": "b", "complexity": "high"}],
+    })  # fmt: skip
+    offers = {"0xaaaa": (ModelOffer("Live video to video", "comfyui", True, capacity=1),)}
+    jobs = build_plan([A], offers, [live], live=True).jobs
+    assert [(j.model, j.variant.id if j.variant else None) for j in jobs] == [("comfyui", "a"), ("comfyui", "b")]
+    skipped = build_plan([A], offers, [live], live=False).skipped
+    assert [s.reason for s in skipped] == ["live video needs a liveVideo block in the config"]

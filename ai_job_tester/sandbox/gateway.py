@@ -24,6 +24,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from . import replies
 from ._http import QuietHandler, ServerThread
+from .media import LiveRouter
 from .scenario import Fault, ServedJob, SimOrchestrator
 
 CapabilityApi = Literal["ai", "network"]
@@ -74,6 +75,7 @@ class SimGateway:
         self.webhook_seconds: list[float] = []  # each webhook call, as this gateway saw it
         self.handled: list[HandledJob] = []  # each routed job, from request to reply written
         self._local = threading.local()
+        self.live = LiveRouter(self.orchestrators)
         self.media_delay = 0.0  # seconds before a media download answers
         self._cli = ServerThread(_CliHandler, self)
         self._http = ServerThread(_JobHandler, self)
@@ -178,8 +180,16 @@ class _CliHandler(QuietHandler):
 
 class _JobHandler(QuietHandler):
     def do_GET(self) -> None:  # noqa: N802
+        path = urlsplit(self.path).path
+        if path.startswith("/live/video-to-video/") and path.endswith("/status"):
+            status = _owner(self).live.status(path.split("/")[3])
+            if status is None:
+                self.reply(404, b"stream not found\n", "text/plain")
+            else:
+                self.reply_json(200, status)
+            return
         time.sleep(_owner(self).media_delay)
-        data = _owner(self).media.get(urlsplit(self.path).path)
+        data = _owner(self).media.get(path)
         if data is None:
             self.reply(404, b"not found\n", "text/plain")
         else:
@@ -344,7 +354,7 @@ def _network_caps(orchestrators: Sequence[SimOrchestrator]) -> dict[str, Any]:
         per_cap: dict[str, dict[str, Any]] = {}
         for model in orch.models:
             cap_id = ids.setdefault(model.capability, str(27 + len(ids)))
-            spec: dict[str, Any] = {"capacity": 1}
+            spec: dict[str, Any] = {"capacity": model.capacity}
             if model.warm:
                 spec["warm"] = True  # a cold model has no "warm" key at all
             per_cap.setdefault(cap_id, {"models": {}})["models"][model.name] = spec

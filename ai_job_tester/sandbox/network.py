@@ -10,7 +10,8 @@ from typing import Any
 from ..resources import seed_config
 from .gateway import CapabilityApi, SimGateway
 from .leaderboard import SimLeaderboard
-from .scenario import Fault, SimModel, SimOrchestrator
+from .media import SimMediaServer
+from .scenario import Fault, LiveBehaviour, SimModel, SimOrchestrator
 
 SIM_SECRET = "sandbox-secret"
 
@@ -52,6 +53,7 @@ def demo_orchestrators() -> list[SimOrchestrator]:
                 SimModel("Live video to video", "comfyui"),
             ),
             fault=Fault.DROP,
+            live=LiveBehaviour(fps=15),
         ),
         SimOrchestrator(
             address="0x4444444444444444444444444444444444444444",
@@ -84,6 +86,7 @@ class SimNetwork:
             for _ in range(gateways)
         ]
         self.leaderboard = SimLeaderboard(secret)
+        self.media_server = SimMediaServer(self.gateways[0].live)
 
     @property
     def gateway(self) -> SimGateway:
@@ -91,13 +94,29 @@ class SimNetwork:
 
     def start(self) -> None:
         self.leaderboard.start()
+        self.media_server.start()
         for gateway in self.gateways:
             gateway.start()
 
     def stop(self) -> None:
         for gateway in self.gateways:
             gateway.stop()
+        self.media_server.stop()
         self.leaderboard.stop()
+
+    def live_video(self, **settings: Any) -> dict[str, Any]:
+        """A ``liveVideo`` block for this network's media server, with timings short enough for tests."""
+        return {
+            "mediaServerURL": self.media_server.url,
+            "testDurationSeconds": 2,
+            "targetFPS": 15,
+            "maxInitialLatencySeconds": 5,
+            "statusTimeoutSeconds": 5,
+            "outputTimeoutSeconds": 8,
+            "busyPasses": 3,
+            "busyBackoffSeconds": 0.2,
+            **settings,
+        }
 
     def __enter__(self) -> SimNetwork:
         self.start()

@@ -28,6 +28,18 @@ class SimModel:
     capability: str
     name: str
     warm: bool = True
+    capacity: int = 1  # idle slots, as the network capabilities report them
+
+
+@dataclass
+class LiveBehaviour:
+    """How a simulated orchestrator answers live video."""
+
+    fps: float = 15.0  # the output's frame rate
+    start_delay: float = 0.0  # seconds from the push's start to the first output
+    output: bool = True  # False: the stream is accepted but no output ever appears
+    capped_times: int = 0  # the first this-many pushes are refused as OrchestratorCapped
+    error_after: float | None = None  # seconds after the start, the status reports an inference error
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,7 @@ class SimOrchestrator:
     token_seconds: float = 0.005  # between two streamed LLM chunks
     active: bool = True
     on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash the gateway
+    live: LiveBehaviour | None = None
     served: list[ServedJob] = field(default_factory=list)
     busy: int = 0  # jobs it is working on right now
     most_at_once: int = 0  # the most jobs it ever worked on at the same time

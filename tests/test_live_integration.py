@@ -1,0 +1,143 @@
+"""Live video-to-video against the simulated media server and gateway: ffmpeg pushes, reads and times frames."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ai_job_tester.cli import app
+from ai_job_tester.sandbox import SimModel, SimNetwork, SimOrchestrator
+from ai_job_tester.sandbox.scenario import LiveBehaviour
+
+from .conftest import free_port, wait_until
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="live tests need ffmpeg (.ci/run installs it)")
+
+CALM = {"id": "Calm Sea", "complexity": "low", "parameters": {"prompt": "a calm sea"}}
+LIVE = {"name": "Live video to video", "uri": "live-video-to-video", "capture_response": False,
+        "contentType": "application/json", "live": True, "parameters": {"prompt": "a cat", "strength": 0.5},
+        "promptVariants": [CALM]}  # fmt: skip
+ADDRESS = "0x" + "7" * 40
+
+
+@pytest.fixture
+def live_network() -> Iterator[Callable[..., SimNetwork]]:
+    started: list[SimNetwork] = []
+
+    def make(**behaviour: Any) -> SimNetwork:
+        orch = SimOrchestrator(ADDRESS, "https://live.sim:8935", (SimModel("Live video to video", "comfyui"),),
+                               live=LiveBehaviour(**behaviour))  # fmt: skip
+        network = SimNetwork([orch])
+        network.start()
+        started.append(network)
+        return network
+
+    yield make
+    for network in started:
+        network.stop()
+
+
+def run_live(
+    network: SimNetwork, write_config: Callable[..., Path], tmp_path: Path, **settings: Any
+) -> tuple[Any, dict[str, Any]]:
+    raw = network.tester_config(webhook_port=free_port(), pipelines=[LIVE], liveVideo=network.live_video(**settings))
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["run", "-f", str(write_config(raw)), "--report", str(report)],
+                                catch_exceptions=False)  # fmt: skip
+    [job] = json.loads(report.read_text())["jobs"]
+    return result, job
+
+
+def test_a_live_stream_is_measured_frame_by_frame_and_posted_as_a_latency(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = live_network(fps=12)
+    result, job = run_live(network, write_config, tmp_path, targetFPS=12)
+    assert result.exit_code == 0, result.output
+    assert job["outcome"] == "passed" and job["variant"] == "Calm Sea"
+    stats = job["live"]
+    assert abs(stats["fps"] - 12) <= 1.2  # within 10 % of the simulated rate
+    assert stats["frames"] > 10 and stats["prompt_confirmed"] is True
+    assert stats["stream_id"].startswith("aiJobTesterStream-low-calm-sea-")
+    [row] = network.leaderboard.rows
+    assert (row.pipeline, row.model, row.success_rate) == ("Live video to video", "comfyui", 1)
+    assert row.round_trip_time == pytest.approx(stats["time_to_first_frame"])  # seconds, lower is better
+    payload = json.loads(row.response_payload)
+    assert payload["score"] == stats["score"] and 0 < payload["score"] <= 1
+    assert json.loads(row.input_parameters) == {"prompt": "a calm sea", "strength": 0.5}  # the variant wins
+
+
+def test_no_output_fails_by_the_deadline(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = live_network(output=False)
+    _, job = run_live(network, write_config, tmp_path, outputTimeoutSeconds=3)
+    assert (job["outcome"], job["error_code"]) == ("failed", "NO_OUTPUT")
+    assert network.leaderboard.rows[0].success_rate == 0
+
+
+def test_a_capped_orchestrator_is_retried_and_passes_once_free(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = live_network(capped_times=1)
+    _, job = run_live(network, write_config, tmp_path)
+    assert job["outcome"] == "passed"
+    assert len(network.gateway.live.sessions) == 2  # refused once, then measured
+
+
+def test_an_orchestrator_capped_to_the_end_is_busy_and_never_scored(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = live_network(capped_times=99)
+    result, job = run_live(network, write_config, tmp_path, busyPasses=2)
+    assert result.exit_code == 0
+    assert job["outcome"] == "busy" and "OrchestratorCapped" in job["message"]
+    assert network.leaderboard.rows == []  # a full orchestrator is not a zero
+    assert "busy 1 (live orchestrators full through every retry; not scored)" in " ".join(result.output.split())
+
+
+def test_a_stream_the_gateway_cannot_pin_is_not_blamed_on_the_orchestrator(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = live_network()
+    network.gateway.live.orchestrators = []  # the gateway knows no orchestrator by that service URI
+    _, job = run_live(network, write_config, tmp_path)
+    assert job["outcome"] == "unrouted" and "no orchestrators available" in job["message"]
+    assert network.leaderboard.rows == []
+
+
+def test_sigterm_mid_stream_leaves_no_ffmpeg_behind(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path]
+) -> None:
+    network = live_network()
+    raw = network.tester_config(webhook_port=free_port(), pipelines=[LIVE],
+                                liveVideo=network.live_video(testDurationSeconds=30))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "ai_job_tester", "run", "-f", str(write_config(raw))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    try:
+        wait_until(lambda: any(p.poll() is None for p in network.media_server.outputs), seconds=20,
+                   what="the stream's output to be read")  # fmt: skip
+        [stream] = network.gateway.live.sessions
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr
+    wait_until(lambda: _ffmpeg_for(stream) == [], seconds=10, what="every ffmpeg of the stream to exit")
+    assert network.leaderboard.rows == []
+
+
+def _ffmpeg_for(stream: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-f", f"ffmpeg.*{stream}"], capture_output=True, text=True, check=False)
+    return found.stdout.split()
