@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from ai_job_tester import live
 from ai_job_tester.cli import app
 from ai_job_tester.sandbox import SimModel, SimNetwork, SimOrchestrator
 from ai_job_tester.sandbox.scenario import LiveBehaviour
@@ -141,3 +143,43 @@ def test_sigterm_mid_stream_leaves_no_ffmpeg_behind(
 def _ffmpeg_for(stream: str) -> list[str]:
     found = subprocess.run(["pgrep", "-f", f"ffmpeg.*{stream}"], capture_output=True, text=True, check=False)
     return found.stdout.split()
+
+
+def test_the_push_reaches_an_rtmp_ingest_with_its_query_as_the_app_name(tmp_path: Path) -> None:
+    """The simulated media server speaks HTTP; this checks the same push against a real RTMP listener."""
+    from ai_job_tester.config import LiveVideoConfig
+    from ai_job_tester.liverun import _push_command
+
+    port = free_port()
+    log = tmp_path / "listener.log"
+    with log.open("w") as sink:
+        listener = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "verbose", "-listen", "1",
+             "-i", f"rtmp://127.0.0.1:{port}/live/x", "-t", "1", "-f", "null", "-"],
+            stdout=sink, stderr=sink,
+        )  # fmt: skip
+        try:
+            settings = LiveVideoConfig.model_validate({"mediaServerURL": f"rtmp://127.0.0.1:{port}"})
+            params = {"prompt": "a b"}
+            url = live.ingest_url(settings.media_server_url, "aiJobTesterStream-low-x-1",
+                                  orchestrator="https://o:8935", params=params, selector="comfyui")  # fmt: skip
+            _push_until_heard(_push_command(settings, url), log)
+        finally:
+            listener.kill()
+            listener.wait()
+    assert "aiJobTesterStream-low-x-1?orchestrator=https%3A%2F%2Fo%3A8935&params=" in log.read_text()
+
+
+def _push_until_heard(command: list[str], log: Path) -> None:
+    # The listener takes one connection, so readiness cannot be probed: push until it is heard.
+    from ai_job_tester.liverun import _process
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with _process(command) as push:
+            while push.poll() is None and time.monotonic() < deadline:
+                if "App field" in log.read_text():
+                    return
+                time.sleep(0.05)
+        time.sleep(0.1)  # refused: the listener was not up yet
+    raise AssertionError("the RTMP listener never heard the push")
