@@ -40,6 +40,7 @@ from .report import CycleReport, Delivered
 from .results import JobResult, not_run
 from .schedule import Scheduler
 from .state import CycleLock, default_state_dir, prepare_state_dir
+from .transport import StdlibTransport
 from .webhook import Webhook
 
 log = logging.getLogger("ai_job_tester")
@@ -105,7 +106,9 @@ def run_cycle(
             hook = hook or stack.enter_context(
                 Webhook.bind(gateway.internal_web_server_address, gateway.internal_web_server_port)
             )
-            client = stack.enter_context(_client(config, transport))
+            # The measured requests go through the lean transport (see transport.py).
+            lane_transport = transport or StdlibTransport(verify=config.verify_tls)
+            client = stack.enter_context(_client(config, lane_transport))
             lanes.append(Lane(number, gateway, hook, client))
         client = stack.enter_context(_client(config, transport))
         outbox = Outbox(state_dir)

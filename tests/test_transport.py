@@ -1,0 +1,130 @@
+"""The lean transport on real loopback sockets: keep-alive, and every failure as httpx names it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from ai_job_tester.transport import StdlibTransport
+
+from .conftest import free_port
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
+    """Serve each accepted connection with the given function; return the base URL."""
+    listeners: list[socket.socket] = []
+
+    def start(serve: Callable[[socket.socket], None]) -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listeners.append(listener)
+
+        def loop() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+        threading.Thread(target=loop, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def keep_alive(connections: list[int]) -> Callable[[socket.socket], None]:
+    def serve(conn: socket.socket) -> None:
+        connections.append(1)
+        while _read_request(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.close()
+
+    return serve
+
+
+def client() -> httpx.Client:
+    return httpx.Client(transport=StdlibTransport(), timeout=httpx.Timeout(1.0))
+
+
+def test_a_kept_alive_connection_serves_every_request(server: Callable[..., str]) -> None:
+    connections: list[int] = []
+    url = server(keep_alive(connections))
+    with client() as http:
+        assert [http.get(url).text for _ in range(3)] == ["ok"] * 3
+    assert len(connections) == 1
+
+
+def test_a_connection_the_server_closed_is_replaced_not_reused(server: Callable[..., str]) -> None:
+    connections: list[int] = []
+
+    def once(conn: socket.socket) -> None:
+        connections.append(1)
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.close()  # without saying Connection: close
+
+    url = server(once)
+    with client() as http:
+        assert http.get(url).text == "ok"
+        assert http.get(url).text == "ok"  # sent once, on a fresh connection
+    assert len(connections) == 2
+
+
+@pytest.mark.parametrize(
+    ("serve", "error"),
+    [
+        (lambda conn: (_read_request(conn), conn.close()), httpx.RemoteProtocolError),
+        (lambda conn: (_read_request(conn), threading.Event().wait(3)), httpx.ReadTimeout),
+        (lambda conn: (_read_request(conn), conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab"),
+                       conn.close()), httpx.RemoteProtocolError),
+    ],
+    ids=["dropped", "silent", "cut-short"],
+)  # fmt: skip
+def test_failures_come_out_as_httpx_errors(
+    server: Callable[..., str], serve: Callable[[socket.socket], None], error: type[Exception]
+) -> None:
+    url = server(serve)
+    with client() as http, pytest.raises(error):
+        http.get(url).read()
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with client() as http, pytest.raises(httpx.ConnectError):
+        http.get(f"http://127.0.0.1:{free_port()}/")
+
+
+def test_a_streamed_body_is_sent_as_it_is_produced(server: Callable[..., str]) -> None:
+    received: list[bytes] = []
+
+    def echo_length(conn: socket.socket) -> None:
+        data = _read_request(conn)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+                     .split(b":")[1])  # fmt: skip
+        while len(rest) < length:
+            rest += conn.recv(65536)
+        received.append(rest)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    url = server(echo_length)
+    pieces = (bytes([n]) * 1000 for n in range(5))
+    with client() as http:
+        http.post(url, content=pieces, headers={"Content-Length": "5000"})
+    assert received == [b"".join(bytes([n]) * 1000 for n in range(5))]
