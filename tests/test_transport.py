@@ -73,16 +73,19 @@ def test_a_kept_alive_connection_serves_every_request(server: Callable[..., str]
 
 def test_a_connection_the_server_closed_is_replaced_not_reused(server: Callable[..., str]) -> None:
     connections: list[int] = []
+    closed = threading.Event()
 
     def once(conn: socket.socket) -> None:
         connections.append(1)
         _read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        conn.close()  # without saying Connection: close
+        conn.close()  # without saying Connection: close, as an idle timeout does
+        closed.set()
 
     url = server(once)
     with client() as http:
         assert http.get(url).text == "ok"
+        assert closed.wait(5)  # the idle connection is gone before the next job, as in the field
         assert http.get(url).text == "ok"  # sent once, on a fresh connection
     assert len(connections) == 2
 
