@@ -8,7 +8,6 @@ to two lanes at once. The main thread only waits, so that signals reach it.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import signal
@@ -22,17 +21,17 @@ from typing import Protocol
 
 import httpx
 
-from . import live, rotation, routes, rows
+from . import rotation
 from .config import Config, LiveVideoConfig
 from .courier import Courier
-from .discovery import Offers
+from .discovery import merge_live_offers
 from .dispatch import Dispatch
-from .errors import GatewayReplyError, GatewayUnreachable, LeaderboardRegionError
+from .errors import GatewayUnreachable, LeaderboardRegionError
 from .gateway import GatewayCli
 from .interrupts import Interrupted
 from .lane import Lane
 from .leaderboard import Leaderboard
-from .liverun import LiveRun, run_live_job
+from .liverun import LiveRun, busy_result, live_result, run_live_job
 from .outbox import HELD_JOURNAL, Outbox
 from .outcome import TESTER_MODE_HINT, Outcome, Verdict
 from .plan import Filters, Plan, PlannedJob, build_plan
@@ -215,7 +214,7 @@ class _Cycle:
         offers = gateway.offers()
         live = self._live_enabled()
         if live:  # live selectors, with their idle capacity, come from mainline's network view
-            offers = _merge_live(offers, gateway.live_offers())
+            offers = merge_live_offers(offers, gateway.live_offers())
         plan = build_plan(orchestrators, offers, self.config.pipelines, self.options.filters, live=live)
         return plan, everyone
 
@@ -248,7 +247,7 @@ class _Cycle:
         with self.lock:
             for index, job, last in pending:  # full to the end: reported, never scored
                 if index not in self.results:
-                    self.results[index] = _busy_result(job, last, now)
+                    self.results[index] = busy_result(job, last, now)
 
     def _live_pass(
         self,
@@ -259,7 +258,7 @@ class _Cycle:
         deadline: float | None,
     ) -> list[tuple[int, PlannedJob, LiveRun | None]]:
         busy = []
-        capacity = _capacities(cli)
+        capacity = cli.live_capacity()
         for index, job, last in pending:
             if deadline is not None and time.monotonic() >= deadline:
                 return []  # the budget is spent: what is left is deferred
@@ -272,7 +271,7 @@ class _Cycle:
                 busy.append((index, job, run))
                 continue
             with self.lock:
-                self._record(index, job, _live_result(job, run), None)
+                self._record(index, job, live_result(job, run), None)
             self.observer.job_finished(index, self.results[index])
         return busy
 
@@ -385,56 +384,3 @@ class _Cycle:
 
 
 _DEFERRED = "not started: the time budget was spent; rotation runs it first next cycle"
-
-
-def _merge_live(offers: Offers, live: Offers) -> Offers:
-    """Batch offers from the capabilities reply, live ones (with capacity) from the network view."""
-    merged = {address: tuple(o for o in found if routes.is_request_route(routes.route_of(o.capability)))
-              for address, found in offers.items()}  # fmt: skip
-    for address, found in live.items():
-        merged[address] = merged.get(address, ()) + found
-    return merged
-
-
-def _capacities(cli: GatewayCli) -> dict[tuple[str, str], int]:
-    """Fresh idle capacity per (orchestrator, selector); empty when the gateway cannot say."""
-    try:
-        offers = cli.live_offers()
-    except (GatewayUnreachable, GatewayReplyError):
-        return {}
-    return {
-        (address, o.model): o.capacity for address, found in offers.items() for o in found if o.capacity is not None
-    }
-
-
-def _live_result(job: PlannedJob, run: LiveRun) -> JobResult:
-    stats = run.stats
-    passed = run.error is None and stats.frames > 0
-    if passed:
-        verdict = Verdict(Outcome.PASSED)
-    elif run.error is not None and live.NOT_PINNED in run.error:
-        # The gateway found no orchestrator to pin the stream to: nothing ran on this one.
-        verdict = Verdict(Outcome.UNROUTED, None, f"the gateway could not pin the stream: {run.error}")
-    else:
-        code = "NO_OUTPUT" if run.error and run.error.startswith("no output") else "LIVE_ERROR"
-        verdict = Verdict(Outcome.FAILED, code, run.error or "")
-    return JobResult(
-        job=job,
-        verdict=verdict,
-        started_at=int(time.time() - run.elapsed),
-        # The leaderboard scores a latency: time to first frame, or the time it waited in vain.
-        round_trip=stats.time_to_first_frame if passed else run.elapsed,
-        input_parameters=json.dumps(run.params, separators=(",", ":"), sort_keys=True),
-        response_payload=rows.clean_payload(json.dumps(stats.payload())),
-        live=stats,
-    )
-
-
-def _busy_result(job: PlannedJob, last: LiveRun | None, now: int) -> JobResult:
-    why = last.error if last is not None and last.error else "no idle capacity for this selector"
-    return JobResult(
-        job=job,
-        verdict=Verdict(Outcome.BUSY, None, f"busy through every retry: {why}"),
-        started_at=now,
-        live=None if last is None else last.stats,
-    )

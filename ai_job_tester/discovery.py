@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import GatewayReplyError
+from .routes import is_request_route, route_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +181,12 @@ def _dedupe(models: Iterable[ModelOffer]) -> tuple[ModelOffer, ...]:
         if previous is None or (offer.warm and not previous.warm):
             merged[key] = offer
     return tuple(merged.values())
+
+
+def merge_live_offers(offers: Offers, live: Offers) -> Offers:
+    """Batch offers from the capabilities reply, live ones (with capacity) from the network view."""
+    merged = {address: tuple(o for o in found if is_request_route(route_of(o.capability)))
+              for address, found in offers.items()}  # fmt: skip
+    for address, found in live.items():
+        merged[address] = merged.get(address, ()) + found
+    return merged

@@ -64,6 +64,16 @@ class GatewayCli:
             for address, found in offers.items()
         }
 
+    def live_capacity(self) -> dict[tuple[str, str], int]:
+        """Fresh idle capacity per (orchestrator, selector); empty when the gateway cannot say."""
+        try:
+            offers = self.live_offers()
+        except (GatewayUnreachable, GatewayReplyError):
+            return {}
+        return {
+            (address, o.model): o.capacity for address, found in offers.items() for o in found if o.capacity is not None
+        }
+
     def _get_json(self, path: str) -> Any:
         return self._decode(self._get(path), path)
 
