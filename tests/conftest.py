@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ai_job_tester.sandbox import SimNetwork
+from ai_job_tester.sandbox import SimNetwork, SimOrchestrator
 
 GO_CONFIG = Path(__file__).parent / "data" / "go-tester-config.json"
 
@@ -43,6 +43,22 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def network() -> Iterator[SimNetwork]:
     with SimNetwork() as sim:
         yield sim
+
+
+@pytest.fixture
+def start_network() -> Iterator[Callable[..., SimNetwork]]:
+    """Start simulated networks of a test's own orchestrators; all are stopped after the test."""
+    started: list[SimNetwork] = []
+
+    def start(orchestrators: list[SimOrchestrator], **options: Any) -> SimNetwork:
+        network = SimNetwork(orchestrators, **options)
+        network.start()
+        started.append(network)
+        return network
+
+    yield start
+    for network in started:
+        network.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,19 +36,15 @@ def fleet(faults: list[Fault]) -> list[SimOrchestrator]:
 
 
 @pytest.fixture
-def run_fleet(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[Callable[..., tuple[Any, SimNetwork]]]:
-    networks: list[SimNetwork] = []
-
+def run_fleet(
+    start_network: Callable[..., SimNetwork], write_config: Callable[..., Path]
+) -> Callable[..., tuple[Any, SimNetwork]]:
     def run(faults: list[Fault], *extra: str, **config: Any) -> tuple[Any, SimNetwork]:
-        network = SimNetwork(fleet(faults))
-        network.start()
-        networks.append(network)
+        network = start_network(fleet(faults))
         path = write_config(network.tester_config(webhook_port=free_port(), pipelines=T2I, **config))
         return invoke("run", "-f", str(path), *extra), network
 
-    yield run
-    for network in networks:
-        network.stop()
+    return run
 
 
 def held_rows(state_home: Path) -> int:

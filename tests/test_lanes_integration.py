@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,11 @@ def fleet(orchestrators: int, models: int, latency: float) -> list[SimOrchestrat
 
 
 @pytest.fixture
-def lanes_network() -> Iterator[Callable[..., SimNetwork]]:
-    started: list[SimNetwork] = []
-
+def lanes_network(start_network: Callable[..., SimNetwork]) -> Callable[..., SimNetwork]:
     def make(orchestrators: int, models: int, latency: float, gateways: int) -> SimNetwork:
-        network = SimNetwork(fleet(orchestrators, models, latency), gateways=gateways)
-        network.start()
-        started.append(network)
-        return network
+        return start_network(fleet(orchestrators, models, latency), gateways=gateways)
 
-    yield make
-    for network in started:
-        network.stop()
+    return make
 
 
 def lanes_config(network: SimNetwork, write_config: Callable[..., Path], **extra: Any) -> Path:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +33,13 @@ ADDRESS = "0x" + "7" * 40
 
 
 @pytest.fixture
-def live_network() -> Iterator[Callable[..., SimNetwork]]:
-    started: list[SimNetwork] = []
-
+def live_network(start_network: Callable[..., SimNetwork]) -> Callable[..., SimNetwork]:
     def make(**behaviour: Any) -> SimNetwork:
         orch = SimOrchestrator(ADDRESS, "https://live.sim:8935", (SimModel("Live video to video", "comfyui"),),
                                live=LiveBehaviour(**behaviour))  # fmt: skip
-        network = SimNetwork([orch])
-        network.start()
-        started.append(network)
-        return network
+        return start_network([orch])
 
-    yield make
-    for network in started:
-        network.stop()
+    return make
 
 
 def run_live(
