@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from .leaderboard import Delivery, Leaderboard
 from .outbox import Outbox, Parcel
+from .report import Delivered
 from .rows import LeaderboardRow
 
 log = logging.getLogger("ai_job_tester")
 
 GIVE_UP_AFTER = 3
-
-
-@dataclass(frozen=True, slots=True)
-class FlushResult:
-    delivered: int
-    rejected: int
 
 
 class Courier:
@@ -47,7 +41,7 @@ class Courier:
             return Delivery(False, None, f"kept in the outbox: {self.stopped}")
         return self._post(parcel)
 
-    def flush(self, *, deadline: float | None = None) -> FlushResult:
+    def flush(self, *, deadline: float | None = None) -> Delivered:
         """Post the rows earlier runs (or this one) left behind, oldest first, until ``deadline``."""
         delivered = rejected = 0
         for parcel in self._outbox.pending():
@@ -56,7 +50,7 @@ class Courier:
             delivery = self._post(parcel)
             delivered += delivery.delivered
             rejected += delivery.status == 400
-        return FlushResult(delivered, rejected)
+        return Delivered(delivered, rejected)
 
     def _post(self, parcel: Parcel) -> Delivery:
         delivery = self.leaderboard.post(parcel.row)

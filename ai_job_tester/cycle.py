@@ -155,11 +155,11 @@ class _Cycle:
         self.finished_order: list[int] = []
         self.lock = threading.Lock()  # results, dispatch (outbox, courier) and rotation, shared by the lanes
         self.last_tested = rotation.load(state_dir)
-        self._deadline_at: float | None = None
+        budget = options.max_duration or config.max_duration
+        self.deadline = None if budget is None else time.monotonic() + budget  # no job starts after it
 
     def run(self) -> CycleReport:
         started = time.time()
-        deadline = self._deadline()
         earlier = Delivered()
         if self.courier is not None:
             self._check_region(self.courier)
@@ -170,13 +170,13 @@ class _Cycle:
         if self.options.dry_run:
             ordered = Plan(plan.orchestrators, tuple(plan.jobs[i] for i in order), plan.skipped)
             return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
-        scheduler = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=deadline)
+        scheduler = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=self.deadline)
         self._run_lanes(scheduler, everyone)
         live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
         if live_jobs and self.stopped is None and self.interrupted is None:
-            self._run_live(live_jobs, deadline)
+            self._run_live(live_jobs)
         with self.lock:  # a lane abandoned by a signal may still be inside; it will not get further
-            results = self._complete(plan, scheduler)
+            results = self._complete(plan)
             held_back = self.dispatch.finish(self.results, conclusive=self.stopped is None and self.interrupted is None)
             rotation.save(self.state_dir, self.last_tested)
             late = self._flush(self.courier) if self.courier is not None else Delivered()
@@ -196,11 +196,6 @@ class _Cycle:
             held_back=held_back,
             lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
         )
-
-    def _deadline(self) -> float | None:
-        budget = self.options.max_duration or self.config.max_duration
-        self._deadline_at = None if budget is None else time.monotonic() + budget
-        return self._deadline_at
 
     def _discover(self) -> tuple[Plan, list[str]]:
         """Ask the first lane's gateway once; the other lanes share what it found."""
@@ -226,7 +221,7 @@ class _Cycle:
             return False
         return True
 
-    def _run_live(self, jobs: list[tuple[int, PlannedJob]], deadline: float | None) -> None:
+    def _run_live(self, jobs: list[tuple[int, PlannedJob]]) -> None:
         """Live jobs, one at a time after the batch jobs; a busy orchestrator is tried again later."""
         settings = self.config.live_video
         assert settings is not None
@@ -237,7 +232,7 @@ class _Cycle:
             for attempt in range(settings.busy_passes):
                 if attempt:
                     time.sleep(settings.busy_backoff_seconds)
-                pending = self._live_pass(pending, settings, gateway.broadcaster_job_endpoint, cli, deadline)
+                pending = self._live_pass(pending, settings, gateway.broadcaster_job_endpoint, cli)
                 if not pending:
                     break
         except Interrupted as exc:
@@ -255,12 +250,11 @@ class _Cycle:
         settings: LiveVideoConfig,
         endpoint: str,
         cli: GatewayCli,
-        deadline: float | None,
     ) -> list[tuple[int, PlannedJob, LiveRun | None]]:
         busy = []
         capacity = cli.live_capacity()
         for index, job, last in pending:
-            if deadline is not None and time.monotonic() >= deadline:
+            if self._budget_spent():
                 return []  # the budget is spent: what is left is deferred
             if capacity.get((job.orchestrator.address, job.model)) == 0:
                 busy.append((index, job, last))  # no idle slot right now: do not even push
@@ -274,6 +268,9 @@ class _Cycle:
                 self._record(index, job, live_result(job, run), None)
             self.observer.job_finished(index, self.results[index])
         return busy
+
+    def _budget_spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _check_region(self, courier: Courier) -> None:
         regions = courier.leaderboard.ai_regions()
@@ -290,7 +287,7 @@ class _Cycle:
         result = courier.flush(deadline=deadline)
         if result.delivered or result.rejected:
             log.info("outbox: delivered %d waiting rows, %d rejected", result.delivered, result.rejected)
-        return Delivered(result.delivered, result.rejected)
+        return result
 
     def _run_lanes(self, scheduler: Scheduler, everyone: Sequence[str]) -> None:
         threads = [
@@ -364,7 +361,7 @@ class _Cycle:
             if scheduler is not None:
                 scheduler.close()
 
-    def _complete(self, plan: Plan, scheduler: Scheduler) -> list[JobResult]:
+    def _complete(self, plan: Plan) -> list[JobResult]:
         """Every planned job's result in plan order; jobs that never ran say why."""
         now = int(time.time())
         if self.interrupted is not None:
@@ -376,8 +373,7 @@ class _Cycle:
         results = []
         for index, job in enumerate(plan.jobs):
             result = self.results.get(index)
-            spent = scheduler.budget_spent or (self._deadline_at is not None and time.monotonic() >= self._deadline_at)
-            if result is None and spent and self.stopped is None and self.interrupted is None:
+            if result is None and self._budget_spent() and self.stopped is None and self.interrupted is None:
                 result = JobResult(job=job, verdict=Verdict(Outcome.DEFERRED, None, _DEFERRED), started_at=now)
             results.append(result or not_run(job, at=now, why=why))
         return results

@@ -4,7 +4,6 @@
 
     TesterError                  exit 1: the tester could not do its job
     ├── ConfigError              exit 2: the config file is missing or invalid
-    ├── UsageError               exit 2: command-line options contradict each other or the config
     ├── LeaderboardRegionError   exit 2: the leaderboard has no AI region of the configured name
     ├── OnlineCheckError         exit 2: ``validate --online`` found an endpoint that does not answer
     ├── WebhookPortInUse         exit 1: the webhook cannot bind its address
@@ -30,12 +29,6 @@ class TesterError(Exception):
 
 class ConfigError(TesterError):
     """Raised when the config file cannot be read or does not validate."""
-
-    exit_code = 2
-
-
-class UsageError(TesterError):
-    """Raised when command-line options cannot be satisfied."""
 
     exit_code = 2
 

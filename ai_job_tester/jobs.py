@@ -106,7 +106,6 @@ def send(
     hits_before = webhook_requests()
     captured = bytearray()
     status: int | None = None
-    content_type = ""
     complete = True
     meter: StreamMeter | None = None
     started = time.perf_counter()
@@ -115,8 +114,7 @@ def send(
         response = client.send(request, stream=True)
         try:
             status = response.status_code
-            content_type = response.headers.get("content-type", "")
-            if content_type.startswith("text/event-stream"):
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
                 meter = StreamMeter(started)  # an LLM stream: note when tokens arrive
             for chunk in response.iter_bytes():  # as it arrives: a chunk size would hold tokens back
                 now = time.perf_counter()
@@ -156,7 +154,6 @@ def send(
     return Exchange(
         status=status,
         body=bytes(captured),
-        content_type=content_type,
         round_trip=elapsed,
         webhook_requests=webhook_requests() - hits_before,
         captured_all=complete,
@@ -168,7 +165,6 @@ def _fault(fault: TransportFault, detail: str, started: float, status: int | Non
     return Exchange(
         status=status,
         body=b"",
-        content_type="",
         round_trip=time.perf_counter() - started,
         webhook_requests=hits,
         fault=fault,

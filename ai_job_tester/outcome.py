@@ -58,7 +58,6 @@ class Exchange:
 
     status: int | None
     body: bytes  # the captured part of the reply (see ``captured_all``)
-    content_type: str
     round_trip: float
     webhook_requests: int
     fault: TransportFault | None = None

@@ -27,15 +27,13 @@ class Scheduler:
         self._clock = clock
         self._closed = False
         self._cond = threading.Condition()
-        self.budget_spent = False
 
     def take(self) -> Item | None:
         """Return the next job whose orchestrator no other lane is testing; None when there is none to start."""
         with self._cond:
             while not self._closed and self._pending:
                 if self._deadline is not None and self._clock() >= self._deadline:
-                    self.budget_spent = True
-                    return None
+                    return None  # the budget is spent
                 for position, (index, job) in enumerate(self._pending):
                     if job.orchestrator.address not in self._busy:
                         del self._pending[position]
@@ -62,10 +60,6 @@ class Scheduler:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-    def left(self) -> list[Item]:
-        with self._cond:
-            return list(self._pending)
 
     def _wait_seconds(self) -> float | None:
         return None if self._deadline is None else max(0.0, self._deadline - self._clock())

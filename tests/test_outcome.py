@@ -15,7 +15,6 @@ def exchange(status: int | None = 200, body: object = b"", *, hits: int = 3, **k
     return Exchange(
         status=status,
         body=raw,
-        content_type=str(kw.pop("content_type", "application/json")),
         round_trip=0.5,
         webhook_requests=hits,
         **kw,
@@ -107,7 +106,7 @@ def _streamed(body: bytes) -> StreamStats:
     ],
 )  # fmt: skip
 def test_llm_streams_pass_only_with_a_finishing_chunk(stream: bytes, outcome: Outcome, code: str | None) -> None:
-    verdict = classify("llm", exchange(200, stream, content_type="text/event-stream", stream=_streamed(stream)))
+    verdict = classify("llm", exchange(200, stream, stream=_streamed(stream)))
     assert (verdict.outcome, verdict.error_code) == (outcome, code)
 
 
