@@ -25,8 +25,8 @@ from .errors import TesterError
 if TYPE_CHECKING:
     from .config import Config
     from .cycle import RunOptions
-    from .report import CycleReport
-    from .webhook import Webhook
+    from .network.webhook import Webhook
+    from .output.report import CycleReport
 
 app = typer.Typer(
     help="Test every orchestrator of a Livepeer AI gateway and post the results to the leaderboard.",
@@ -128,7 +128,7 @@ def run(
     """Run one test cycle against the gateway in CONFIG."""
     from .config import load_config
     from .cycle import RunOptions
-    from .plan import Filters
+    from .domain.plan import Filters
 
     filters = Filters(tuple(orchestrator or ()), tuple(pipeline or ()), tuple(model or ()))
     options = RunOptions(
@@ -152,10 +152,10 @@ def demo(
 ) -> None:
     """Run a full cycle against the built-in simulated network: no gateway needed."""
     from .config import parse_config
-    from .console import stdout_console
     from .cycle import RunOptions
+    from .network.webhook import Webhook
+    from .output.console import stdout_console
     from .sandbox import SimNetwork
-    from .webhook import Webhook
 
     outputs = Outputs(report, junit, verbose, log_format)
     try:
@@ -193,10 +193,10 @@ def outbox(
 ) -> None:
     """List the rows held by the health gate, waiting for delivery, or rejected; release held ones."""
     from .config import load_config
-    from .console import render_inventory, stdout_console
-    from .inventory import read_inventory
-    from .inventory import release_held as release
-    from .state import default_state_dir, prepare_state_dir
+    from .output.console import render_inventory, stdout_console
+    from .storage.inventory import read_inventory
+    from .storage.inventory import release_held as release
+    from .storage.state import default_state_dir, prepare_state_dir
 
     try:
         configured = load_config(config, environ=os.environ).state_dir if config is not None else None
@@ -218,7 +218,7 @@ def validate(
 ) -> None:
     """Check CONFIG and its test files, and print the pipelines it would test."""
     from .config import load_config
-    from .console import render_pipelines, stdout_console
+    from .output.console import render_pipelines, stdout_console
     from .validation import check_online, summarise
 
     console = stdout_console()
@@ -234,9 +234,9 @@ def validate(
 
 
 def _execute(config: Config, options: RunOptions, outputs: Outputs, *, webhook: Webhook | None = None) -> int:
-    from .console import LogObserver, ProgressObserver, configure_logging, stderr_console
     from .cycle import run_cycle
-    from .interrupts import Interrupted, signals_raise
+    from .cycle.interrupts import Interrupted, signals_raise
+    from .output.console import LogObserver, ProgressObserver, configure_logging, stderr_console
 
     json_lines = outputs.log_format is LogFormat.JSON
     configure_logging(verbose=outputs.verbose, json_lines=json_lines)
@@ -272,9 +272,9 @@ def exit_code(report: CycleReport, *, fail_on_job_failure: bool = False) -> int:
 
 
 def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> None:
-    from .console import render_plan, render_summary, stdout_console
-    from .junit import to_junit
-    from .report import to_json
+    from .output.console import render_plan, render_summary, stdout_console
+    from .output.junit import to_junit
+    from .output.report import to_json
 
     console = stdout_console()
     if options.dry_run:
@@ -290,7 +290,7 @@ def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> None:
 
 
 def _export_metrics(result: CycleReport, outputs: Outputs) -> None:
-    from . import metrics
+    from .output import metrics
 
     if outputs.metrics_file is not None:
         try:

@@ -9,8 +9,8 @@ import httpx
 
 from .config import Config
 from .errors import GatewayReplyError, GatewayUnreachable, LeaderboardRegionError, OnlineCheckError
-from .gateway import GatewayCli
-from .leaderboard import Leaderboard, regions_url
+from .network.gateway import GatewayCli
+from .network.leaderboard import Leaderboard, regions_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ def summarise(config: Config) -> list[PipelineSummary]:
             model_field=pipeline.resolved_model_field,
             asset=config.asset_paths.get(index),
             timeout=pipeline.timeout,
-            tested=pipeline.is_request or (pipeline.is_live and config.live_video is not None),
+            tested=not pipeline.is_live or config.live_video is not None,
         )
         for index, pipeline in enumerate(config.pipelines)
     ]

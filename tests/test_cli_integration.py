@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from ai_job_tester.cli import app
-from ai_job_tester.routes import route_of
+from ai_job_tester.domain.routes import route_of
 from ai_job_tester.sandbox import SimNetwork
 
 from .conftest import free_port

@@ -9,12 +9,12 @@ import pytest
 
 from ai_job_tester.config import parse_config
 from ai_job_tester.cycle import RunOptions, SilentObserver, run_cycle
-from ai_job_tester.lane import Lane
-from ai_job_tester.outcome import Outcome
-from ai_job_tester.plan import Plan, PlannedJob
-from ai_job_tester.results import JobResult
+from ai_job_tester.cycle.lane import Lane
+from ai_job_tester.domain.outcome import Outcome
+from ai_job_tester.domain.plan import Plan, PlannedJob
+from ai_job_tester.domain.results import JobResult
+from ai_job_tester.network.webhook import Webhook
 from ai_job_tester.sandbox import SimNetwork
-from ai_job_tester.webhook import Webhook
 
 
 class KillGatewayAfterFirstJob(SilentObserver):
@@ -68,7 +68,7 @@ def test_during_each_job_the_webhook_lists_only_the_orchestrator_under_test(netw
 def test_an_unexpected_error_in_a_lane_stops_it_with_a_reason_not_a_traceback(
     network: SimNetwork, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(self: Lane, job: PlannedJob, config: object) -> JobResult:
+    def broken(self: Lane, job: PlannedJob) -> JobResult:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(Lane, "measure", broken)

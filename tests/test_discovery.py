@@ -6,7 +6,7 @@ import httpx
 import pytest
 import respx
 
-from ai_job_tester.discovery import (
+from ai_job_tester.domain.discovery import (
     ModelOffer,
     Orchestrator,
     parse_ai_capabilities,
@@ -14,7 +14,7 @@ from ai_job_tester.discovery import (
     parse_registered,
 )
 from ai_job_tester.errors import GatewayReplyError, GatewayUnreachable
-from ai_job_tester.gateway import GatewayCli
+from ai_job_tester.network.gateway import GatewayCli
 
 CLI = "http://gateway:7935"
 
@@ -138,7 +138,7 @@ def test_a_redirect_is_not_followed_but_reported() -> None:
 
 @respx.mock
 def test_a_discovery_reply_past_the_size_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ai_job_tester.gateway.MAX_DISCOVERY_BYTES", 1000)
+    monkeypatch.setattr("ai_job_tester.network.gateway.MAX_DISCOVERY_BYTES", 1000)
     respx.get(f"{CLI}/registeredOrchestrators").respond(200, content=b"[" + b" " * 5000 + b"]")
     with httpx.Client() as client, pytest.raises(GatewayReplyError, match="reply is larger than 1000 bytes"):
         GatewayCli(client, CLI).registered_orchestrators()

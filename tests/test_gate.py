@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ai_job_tester.gate import tester_fault as verdict_on
-from ai_job_tester.outcome import Outcome, Verdict
-from ai_job_tester.results import JobResult
+from ai_job_tester.domain.gate import tester_fault as verdict_on
+from ai_job_tester.domain.outcome import Outcome, Verdict
+from ai_job_tester.domain.results import JobResult
 
 from .test_scores import result
 

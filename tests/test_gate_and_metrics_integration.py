@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from ai_job_tester.cli import app
-from ai_job_tester.outbox import HELD_JOURNAL, Outbox
 from ai_job_tester.sandbox import Fault, SimModel, SimNetwork, SimOrchestrator
+from ai_job_tester.storage.outbox import HELD_JOURNAL, Outbox
 
 from .conftest import free_port
 

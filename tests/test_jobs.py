@@ -14,11 +14,11 @@ import respx
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from ai_job_tester.config import Config, parse_config
-from ai_job_tester.discovery import Orchestrator
+from ai_job_tester.domain.discovery import Orchestrator
+from ai_job_tester.domain.outcome import TransportFault
+from ai_job_tester.domain.plan import PlannedJob
 from ai_job_tester.errors import GatewayUnreachable
-from ai_job_tester.jobs import PreparedJob, form_value, prepare, send
-from ai_job_tester.outcome import TransportFault
-from ai_job_tester.plan import PlannedJob
+from ai_job_tester.network.jobs import PreparedJob, form_value, prepare, send
 
 from .conftest import GO_CONFIG
 
@@ -33,8 +33,8 @@ def config(**change: Any) -> Config:
 
 
 def job_for(cfg: Config, route: str, model: str = "the-model") -> PlannedJob:
-    index, pipeline = next((i, p) for i, p in enumerate(cfg.pipelines) if p.route == route)
-    return PlannedJob(ORCH, pipeline.name, model, True, pipeline, index)
+    pipeline = next(p for p in cfg.pipeline_specs() if p.route == route)
+    return PlannedJob(ORCH, pipeline.name, model, True, pipeline)
 
 
 def body_of(request: httpx.Request) -> bytes:
@@ -44,7 +44,7 @@ def body_of(request: httpx.Request) -> bytes:
 def test_json_job_sends_parameters_plus_model_id() -> None:
     cfg = config()
     with ExitStack() as files:
-        prepared = prepare(job_for(cfg, "text-to-image"), cfg, cfg.lanes[0], files)
+        prepared = prepare(job_for(cfg, "text-to-image"), cfg.lanes[0], files)
     assert prepared.request.url == f"{GATEWAY}/text-to-image"
     sent = json.loads(body_of(prepared.request))
     assert sent["model_id"] == "the-model" and sent["prompt"] == "a bear" and sent["safety_check"] is False
@@ -59,7 +59,7 @@ def test_json_llm_sends_the_model_in_model() -> None:
     )
     cfg = parse_config(raw, source=GO_CONFIG)
     with ExitStack() as files:
-        sent = json.loads(body_of(prepare(job_for(cfg, "llm"), cfg, cfg.lanes[0], files).request))
+        sent = json.loads(body_of(prepare(job_for(cfg, "llm"), cfg.lanes[0], files).request))
     assert sent["model"] == "the-model" and "model_id" not in sent
 
 
@@ -67,8 +67,7 @@ def test_bearer_token_is_sent_when_configured() -> None:
     cfg = config(broadcasterRequestToken="tok")
     with ExitStack() as files:
         assert (
-            prepare(job_for(cfg, "text-to-image"), cfg, cfg.lanes[0], files).request.headers["Authorization"]
-            == "Bearer tok"
+            prepare(job_for(cfg, "text-to-image"), cfg.lanes[0], files).request.headers["Authorization"] == "Bearer tok"
         )
 
 
@@ -76,20 +75,20 @@ def test_multipart_job_streams_the_asset_with_string_fields() -> None:
     cfg = config()
     job = job_for(cfg, "segment-anything-2")
     with ExitStack() as files:
-        prepared = prepare(job, cfg, cfg.lanes[0], files)
+        prepared = prepare(job, cfg.lanes[0], files)
         assert not isinstance(prepared.request.stream, (bytes, bytearray))  # streamed, not built in memory
         raw = body_of(prepared.request)
     assert int(prepared.request.headers["Content-Length"]) == len(raw)
     parts = {_name(p): p for p in MultipartDecoder(raw, prepared.request.headers["Content-Type"]).parts}
     assert parts["model_id"].text == "the-model"
     assert parts["multimask_output"].text == "true" and parts["box"].text == "[380.50, 130.00, 651.50, 479.00]"
-    assert parts["image"].content == cfg.asset_paths[job.pipeline_index].read_bytes()
+    assert parts["image"].content == job.pipeline.asset.read_bytes()
 
 
 def test_audio_job_sends_the_clip_in_the_audio_field() -> None:
     cfg = config()
     with ExitStack() as files:
-        prepared = prepare(job_for(cfg, "audio-to-text"), cfg, cfg.lanes[0], files)
+        prepared = prepare(job_for(cfg, "audio-to-text"), cfg.lanes[0], files)
         raw = body_of(prepared.request)
     parts = {_name(p): p for p in MultipartDecoder(raw, prepared.request.headers["Content-Type"]).parts}
     assert parts["audio"].content[4:8] == b"ftyp"

@@ -9,10 +9,10 @@ import httpx
 import respx
 from pydantic import SecretStr
 
-from ai_job_tester.leaderboard import Leaderboard
-from ai_job_tester.outcome import Outcome, Verdict
-from ai_job_tester.results import build_row
-from ai_job_tester.rows import LeaderboardRow
+from ai_job_tester.domain.outcome import Outcome, Verdict
+from ai_job_tester.domain.results import build_row
+from ai_job_tester.domain.rows import LeaderboardRow
+from ai_job_tester.network.leaderboard import Leaderboard
 
 from .test_rows import JOB, result
 

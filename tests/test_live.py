@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from ai_job_tester import live
+from ai_job_tester.domain import live
 
 
 def test_the_params_hash_is_the_runners_not_compact_json() -> None:

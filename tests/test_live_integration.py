@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ai_job_tester import live
 from ai_job_tester.cli import app
+from ai_job_tester.domain import live
 from ai_job_tester.sandbox import SimModel, SimNetwork, SimOrchestrator
 from ai_job_tester.sandbox.scenario import LiveBehaviour
 
@@ -141,7 +141,7 @@ def _ffmpeg_for(stream: str) -> list[str]:
 def test_the_push_reaches_an_rtmp_ingest_with_its_query_as_the_app_name(tmp_path: Path) -> None:
     """The simulated media server speaks HTTP; this checks the same push against a real RTMP listener."""
     from ai_job_tester.config import LiveVideoConfig
-    from ai_job_tester.liverun import _push_command
+    from ai_job_tester.network.livestream import _push_command
 
     port = free_port()
     log = tmp_path / "listener.log"
@@ -165,7 +165,7 @@ def test_the_push_reaches_an_rtmp_ingest_with_its_query_as_the_app_name(tmp_path
 
 def _push_until_heard(command: list[str], log: Path) -> None:
     # The listener takes one connection, so readiness cannot be probed: push until it is heard.
-    from ai_job_tester.liverun import _process
+    from ai_job_tester.network.livestream import _process
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

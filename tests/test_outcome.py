@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from ai_job_tester.outcome import Exchange, Outcome, TransportFault, classify, gateway_message
-from ai_job_tester.streaming import StreamMeter, StreamStats
+from ai_job_tester.domain.outcome import Exchange, Outcome, TransportFault, classify
+from ai_job_tester.domain.streaming import StreamMeter, StreamStats
+from ai_job_tester.domain.text import gateway_message
 
 
 def exchange(status: int | None = 200, body: object = b"", *, hits: int = 3, **kw: object) -> Exchange:
@@ -49,7 +50,7 @@ def test_success_shapes_pass(route: str, body: object) -> None:
         ("text-to-image", b"", "the reply body is empty"),
         ("text-to-image", {"images": []}, "images: List should have at least 1 item"),
         ("text-to-image", b"<html>ok</html>", "the reply is not JSON"),
-        ("upscale", {"images": [{"url": ""}]}, "images.0.url"),
+        ("upscale", {"images": [{"url": ""}]}, "images[0].url"),
         ("llm", {"choices": []}, "choices"),
         ("text-to-speech", {"audio": {}}, "audio.url"),
     ],

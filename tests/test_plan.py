@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ai_job_tester.config import load_config
-from ai_job_tester.discovery import ModelOffer, Orchestrator
-from ai_job_tester.plan import Filters, build_plan
+from ai_job_tester.domain.discovery import ModelOffer, Orchestrator
+from ai_job_tester.domain.plan import Filters, Pipeline, Variant, build_plan
 
 from .conftest import GO_CONFIG
 
@@ -23,7 +23,7 @@ OFFERS = {
 
 def plan(filters: Filters | None = None):  # type: ignore[no-untyped-def]
     filters = filters or Filters()
-    return build_plan([A, B], OFFERS, load_config(GO_CONFIG).pipelines, filters)
+    return build_plan([A, B], OFFERS, load_config(GO_CONFIG).pipeline_specs(), filters)
 
 
 def test_pipelines_match_by_route_not_display_name() -> None:
@@ -47,7 +47,7 @@ def test_live_video_and_unconfigured_offers_are_skipped_with_a_reason() -> None:
 
 def test_an_orchestrator_without_capabilities_is_listed() -> None:
     c = Orchestrator("0xcccc", "https://c:8935")
-    result = build_plan([c], OFFERS, load_config(GO_CONFIG).pipelines)
+    result = build_plan([c], OFFERS, load_config(GO_CONFIG).pipeline_specs())
     assert result.jobs == () and result.skipped[0].reason == "reported no AI capabilities"
 
 
@@ -62,16 +62,12 @@ def test_filters_limit_by_orchestrator_uri_pipeline_route_and_model() -> None:
 def test_every_orchestrator_gets_one_job_per_configured_offer() -> None:
     many = [Orchestrator(f"0x{i:040x}", f"https://o{i}:8935") for i in range(200)]
     offers = {o.address: OFFERS["0xaaaa"] for o in many}
-    assert len(build_plan(many, offers, load_config(GO_CONFIG).pipelines).jobs) == 400
+    assert len(build_plan(many, offers, load_config(GO_CONFIG).pipeline_specs()).jobs) == 400
 
 
 def test_a_live_offer_becomes_one_job_per_prompt_variant_when_live_video_is_set_up() -> None:
-    from ai_job_tester.config import PipelineConfig
-
-    live = PipelineConfig.model_validate({
-        "name": "Live", "uri": "live-video-to-video", "contentType": "application/json", "live": True,
-        "promptVariants": [{"id": "a"}, {"id": "b", "complexity": "high"}],
-    })  # fmt: skip
+    live = Pipeline("Live", "live-video-to-video", "application/json", {}, "model_id", "image", None, 120.0,
+                    is_live=True, variants=(Variant("a"), Variant("b", "high")))  # fmt: skip
     offers = {"0xaaaa": (ModelOffer("Live video to video", "comfyui", True, capacity=1),)}
     jobs = build_plan([A], offers, [live], live=True).jobs
     assert [(j.model, j.variant.id if j.variant else None) for j in jobs] == [("comfyui", "a"), ("comfyui", "b")]

@@ -13,9 +13,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from ai_job_tester.cli import app
-from ai_job_tester.outbox import Outbox
-from ai_job_tester.rows import LeaderboardRow
+from ai_job_tester.domain.rows import LeaderboardRow
 from ai_job_tester.sandbox import Fault, SimLeaderboard, SimNetwork
+from ai_job_tester.storage.outbox import Outbox
 
 from .conftest import wait_until
 

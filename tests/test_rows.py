@@ -8,16 +8,21 @@ import json
 
 import pytest
 
-from ai_job_tester.config import PipelineConfig
-from ai_job_tester.discovery import Orchestrator
-from ai_job_tester.outcome import Outcome, Verdict
-from ai_job_tester.plan import PlannedJob
-from ai_job_tester.results import JobResult, build_row, not_run
-from ai_job_tester.routes import CAPTURE_DISABLED_PAYLOAD
-from ai_job_tester.rows import TRUNCATION_MARKER, clean_payload, encode, response_payload, sign
+from ai_job_tester.domain.discovery import Orchestrator
+from ai_job_tester.domain.outcome import Outcome, Verdict
+from ai_job_tester.domain.plan import Pipeline, PlannedJob
+from ai_job_tester.domain.results import JobResult, build_row, not_run
+from ai_job_tester.domain.rows import (
+    CAPTURE_DISABLED_PAYLOAD,
+    TRUNCATION_MARKER,
+    clean_payload,
+    encode,
+    response_payload,
+    sign,
+)
 
-PIPELINE = PipelineConfig.model_validate({"name": "T2I", "uri": "text-to-image", "contentType": "application/json"})
-JOB = PlannedJob(Orchestrator("0xaaaa", "https://a:8935"), "Text to image", "sdxl", True, PIPELINE, 0)
+PIPELINE = Pipeline("T2I", "text-to-image", "application/json", {}, "model_id", "image", None, 120.0)
+JOB = PlannedJob(Orchestrator("0xaaaa", "https://a:8935"), "Text to image", "sdxl", True, PIPELINE)
 
 
 def result(verdict: Verdict, **kw: object) -> JobResult:

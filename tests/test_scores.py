@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from ai_job_tester.config import PipelineConfig
-from ai_job_tester.discovery import Orchestrator
-from ai_job_tester.outcome import Outcome, Verdict
-from ai_job_tester.plan import PlannedJob
-from ai_job_tester.results import JobResult, not_run
-from ai_job_tester.scores import Rollup, Score, rollup, score_cycle
+from ai_job_tester.domain.discovery import Orchestrator
+from ai_job_tester.domain.outcome import Outcome, Verdict
+from ai_job_tester.domain.plan import Pipeline, PlannedJob
+from ai_job_tester.domain.results import JobResult, not_run
+from ai_job_tester.domain.scores import Rollup, Score, rollup, score_cycle
 
-PIPELINE = PipelineConfig.model_validate({"name": "T2I", "uri": "text-to-image", "contentType": "application/json"})
+PIPELINE = Pipeline("T2I", "text-to-image", "application/json", {}, "model_id", "image", None, 120.0)
 
 
 def result(orch: str, rtt: float, *, passed: bool = True, model: str = "m", warm: bool = True) -> JobResult:
-    job = PlannedJob(Orchestrator(orch, f"https://{orch}"), "Text to image", model, warm, PIPELINE, 0)
+    job = PlannedJob(Orchestrator(orch, f"https://{orch}"), "Text to image", model, warm, PIPELINE)
     verdict = Verdict(Outcome.PASSED) if passed else Verdict(Outcome.FAILED, "500", "x")
     return JobResult(job=job, verdict=verdict, started_at=0, round_trip=rtt)
 

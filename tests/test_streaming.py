@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_job_tester.streaming import StreamMeter
+from ai_job_tester.domain.streaming import StreamMeter
 
 
 def chunk(content: str, finish: str = "") -> bytes:
@@ -54,7 +54,7 @@ def test_an_error_event_and_garbage_are_noted_not_raised() -> None:
 
 
 def test_a_line_without_end_cannot_grow_memory_without_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ai_job_tester.streaming.MAX_LINE_BYTES", 100)
+    monkeypatch.setattr("ai_job_tester.domain.streaming.MAX_LINE_BYTES", 100)
     meter = StreamMeter(started=0.0)
     for _ in range(10):
         meter.feed(b"x" * 50, now=1.0)

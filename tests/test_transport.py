@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from ai_job_tester.transport import StdlibTransport
+from ai_job_tester.network.transport import StdlibTransport
 
 from .conftest import free_port
 

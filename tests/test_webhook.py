@@ -8,16 +8,20 @@ import httpx
 import pytest
 
 from ai_job_tester.errors import WebhookPortInUse
-from ai_job_tester.webhook import Webhook
+from ai_job_tester.network.webhook import Webhook
+
+
+def url(hook: Webhook) -> str:
+    return f"http://127.0.0.1:{hook.port}/orchestrators"
 
 
 def test_lists_what_it_is_told_and_counts_requests() -> None:
     with Webhook.bind("127.0.0.1", 0) as hook, httpx.Client() as client:
-        assert client.get(hook.url).json() == []
+        assert client.get(url(hook)).json() == []
         hook.show(["https://a:8935", "https://b:8935"])
-        assert client.get(hook.url).json() == [{"address": "https://a:8935"}, {"address": "https://b:8935"}]
+        assert client.get(url(hook)).json() == [{"address": "https://a:8935"}, {"address": "https://b:8935"}]
         hook.show(["https://b:8935"])
-        reply = client.get(hook.url)
+        reply = client.get(url(hook))
         assert reply.json() == [{"address": "https://b:8935"}]
         assert reply.headers["content-type"] == "application/json"
         assert hook.requests == 3
@@ -25,8 +29,8 @@ def test_lists_what_it_is_told_and_counts_requests() -> None:
 
 def test_other_paths_are_not_found_and_not_counted() -> None:
     with Webhook.bind("127.0.0.1", 0) as hook, httpx.Client() as client:
-        url = hook.url.replace("/orchestrators", "/other")
-        assert client.get(url).status_code == 404
+        other = url(hook).replace("/orchestrators", "/other")
+        assert client.get(other).status_code == 404
         assert hook.requests == 0
 
 
@@ -43,7 +47,7 @@ def test_close_releases_the_port_even_with_a_keep_alive_connection_open() -> Non
     hook = Webhook.bind("127.0.0.1", 0)
     hook.start()
     client = httpx.Client()
-    client.get(hook.url)  # leaves an idle keep-alive connection, as the gateway's Go client does
+    client.get(url(hook))  # leaves an idle keep-alive connection, as the gateway's Go client does
     hook.close()
     client.close()
     Webhook.bind("127.0.0.1", hook.port).close()

@@ -27,12 +27,12 @@ from typing import Any
 
 import httpx
 
-from ai_job_tester.discovery import parse_ai_capabilities, parse_registered
-from ai_job_tester.gateway import GatewayCli
-from ai_job_tester.plan import build_plan
+from ai_job_tester.domain.discovery import parse_ai_capabilities, parse_registered
+from ai_job_tester.domain.plan import build_plan
+from ai_job_tester.network.gateway import GatewayCli
+from ai_job_tester.network.webhook import Webhook
 from ai_job_tester.sandbox import SimModel, SimNetwork, SimOrchestrator
 from ai_job_tester.sandbox.network import shipped_pipelines
-from ai_job_tester.webhook import Webhook
 
 MiB = 1024 * 1024
 
@@ -210,7 +210,7 @@ def _parsed_pipelines() -> Any:
     raw = {"region": "FRA", "metricsApiEndpoint": "http://x/api/post_stats", "metricsSecret": "s",
            "broadcasterJobEndpoint": "http://x", "broadcasterCliEndpoint": "http://x",
            "pipelines": shipped_pipelines()}  # fmt: skip
-    return parse_config(raw, source=Path("bench")).pipelines
+    return parse_config(raw, source=Path("bench")).pipeline_specs()
 
 
 def bench_lanes(jobs: int, latency: float, folder: Path) -> list[Figure]:

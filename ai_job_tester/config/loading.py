@@ -1,0 +1,120 @@
+"""Loading a config file: read it, apply secrets from the environment, validate, find the test files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..domain import routes
+from ..domain.text import first_error
+from ..errors import ConfigError
+from ..resources import bundled_asset
+from .schema import Config, PipelineConfig
+
+SECRET_VARIABLES = {"METRICS_SECRET": "metricsSecret", "BROADCASTER_REQUEST_TOKEN": "broadcasterRequestToken"}
+"""Environment variables that override the file's secrets, so that secrets need not sit in it."""
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and resolve a config file; raise ``ConfigError`` with one clear line.
+
+    Secrets in ``environ`` (see ``SECRET_VARIABLES``) take precedence over the file's.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; pass one with -f CONFIG") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    return parse_config(raw, source=path, environ=environ)
+
+
+def parse_config(raw: Any, *, source: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate already-decoded JSON; relative asset paths resolve against the file's folder."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a JSON object")
+    for variable, key in SECRET_VARIABLES.items():
+        value = (environ or {}).get(variable)
+        if value:
+            raw = {**raw, key: value}
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+    paths = {}
+    for index, pipeline in enumerate(config.pipelines):
+        asset = _resolve_asset(pipeline, base=source.parent)
+        if asset is not None:
+            problem = check_asset(asset, pipeline.resolved_file_field)
+            if problem:
+                raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} {problem}")
+            paths[index] = asset
+    update: dict[str, Any] = {"asset_paths": paths}
+    if config.state_dir is not None and not config.state_dir.is_absolute():
+        update["state_dir"] = source.parent / config.state_dir
+    return config.model_copy(update=update)
+
+
+MAX_AUDIO_BYTES = 50 * 1024 * 1024
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+_AUDIO_MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
+
+
+def check_asset(path: Path, file_field: str) -> str | None:
+    """Return why a test file cannot be sent (missing, empty, wrong kind), or None when it can."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if size == 0:
+        return "is empty"
+    if file_field == "audio":
+        if size > MAX_AUDIO_BYTES:
+            return "is larger than the 50 MiB an orchestrator accepts"
+        if not (head.startswith(_AUDIO_MAGIC) or head[4:8] == b"ftyp"):
+            return "is not a known audio container (MP4, WAV, MP3, Ogg, FLAC or WebM)"
+    elif file_field == "image" and not head.startswith(_IMAGE_MAGIC):
+        return "is not a PNG, JPEG or GIF image (the orchestrator prices only those)"
+    return None
+
+
+def _resolve_asset(pipeline: PipelineConfig, *, base: Path) -> Path | None:
+    if pipeline.is_live or pipeline.content_type != "multipart/form-data":
+        return None
+    if pipeline.asset is None:
+        name = routes.default_asset(pipeline.route)
+        if name is None:
+            return None
+        return bundled_asset(name) or Path("test-assets") / name
+    candidate = Path(pipeline.asset).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    beside_config = base / candidate
+    return beside_config if beside_config.exists() else Path.cwd() / candidate
+
+
+_HINTS = {
+    "extra_forbidden": "unknown key (check its spelling against the README's config reference)",
+    "missing": "required key is missing",
+}
+
+
+def _first_problem(exc: ValidationError) -> str:
+    # One line: the first problem names the field; the count says whether more follow.
+    where, message = first_error(exc, hints=_HINTS)
+    if exc.error_count() > 1:
+        message += f" (and {exc.error_count() - 1} more problem(s))"
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,237 @@
+"""The config file's schema: the earlier Go tester's format, unchanged, plus a few new keys. Pure.
+
+Top-level keys are camelCase, per-pipeline keys keep the Go tester's mixed style
+(``capture_response``, ``contentType``); new per-pipeline keys are snake_case.
+Unknown keys are rejected so that a typo never silently changes a test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from ..domain import routes
+from ..domain.plan import Pipeline, Variant
+
+ContentType = Literal["application/json", "multipart/form-data"]
+
+DEFAULT_JOB_TIMEOUT_SECONDS = 120.0
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port ({exc})") from None
+    return value.rstrip("/")
+
+
+def _optional_token(value: Any) -> Any:
+    # The Go tester wrote the literal string "None" for "no token".
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class PromptVariant(_Strict):
+    """One prompt a live pipeline is tested with; its parameters go over the pipeline's."""
+
+    id: str = Field(min_length=1)
+    complexity: str = "default"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiveVideoConfig(BaseModel):
+    """The ``liveVideo`` block: where live streams are pushed and read, and how they are judged."""
+
+    # The Go tester's own keys (testVideoPath aside) are accepted and not used.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    media_server_url: str = Field(alias="mediaServerURL", min_length=1)
+    playback_url: str | None = Field(default=None, alias="playbackURL")
+    test_duration_seconds: float = Field(default=10.0, gt=0, alias="testDurationSeconds")
+    target_fps: float = Field(default=30.0, gt=0, alias="targetFPS")
+    max_initial_latency_seconds: float = Field(default=10.0, gt=0, alias="maxInitialLatencySeconds")
+    status_timeout_seconds: float = Field(default=30.0, gt=0, alias="statusTimeoutSeconds")
+    output_timeout_seconds: float = Field(default=30.0, gt=0, alias="outputTimeoutSeconds")
+    source: str | None = Field(default=None, alias="testVideoPath")
+    busy_passes: int = Field(default=3, ge=1, alias="busyPasses")
+    busy_backoff_seconds: float = Field(default=10.0, ge=0, alias="busyBackoffSeconds")
+
+    @property
+    def playback_base(self) -> str:
+        return (self.playback_url or self.media_server_url).rstrip("/")
+
+
+class PipelineConfig(_Strict):
+    """One pipeline entry: which route to test and what job to send it."""
+
+    name: str = Field(min_length=1)
+    uri: str = Field(min_length=1)
+    capture_response: bool = True
+    content_type: ContentType = Field(alias="contentType")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    live: bool = False
+    model_field: str | None = Field(default=None, min_length=1)
+    asset: str | None = Field(default=None, min_length=1)
+    file_field: str | None = Field(default=None, min_length=1)
+    timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0)
+    verify_output: bool = True
+    prompt_variants: list[PromptVariant] | None = Field(default=None, alias="promptVariants")
+
+    @property
+    def is_live(self) -> bool:
+        return self.live or not routes.is_request_route(self.route)
+
+    @property
+    def route(self) -> str:
+        return routes.normalise_route(self.uri)
+
+    @property
+    def resolved_model_field(self) -> str:
+        return self.model_field or routes.default_model_field(self.route, self.content_type)
+
+    @property
+    def resolved_file_field(self) -> str:
+        return self.file_field or routes.default_file_field(self.route)
+
+
+Token = Annotated[SecretStr | None, BeforeValidator(_optional_token)]
+
+
+class GatewayConfig(_Strict):
+    """One gateway: a lane with its own webhook. The key names are the top-level ones."""
+
+    broadcaster_job_endpoint: HttpUrl = Field(alias="broadcasterJobEndpoint")
+    broadcaster_cli_endpoint: HttpUrl = Field(alias="broadcasterCliEndpoint")
+    internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
+    internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
+    broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
+
+
+class Config(_Strict):
+    """The whole config file, validated."""
+
+    region: str = Field(min_length=1)
+    job_type: Literal["ai"] = Field(default="ai", alias="jobType")
+    internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
+    internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
+    metrics_api_endpoint: HttpUrl = Field(alias="metricsApiEndpoint")
+    metrics_secret: SecretStr = Field(alias="metricsSecret", min_length=1)
+    broadcaster_job_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterJobEndpoint")
+    broadcaster_cli_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterCliEndpoint")
+    broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
+    gateways: list[GatewayConfig] | None = Field(default=None, min_length=1)
+    max_duration: float | None = Field(default=None, gt=0, alias="maxDuration")
+    pipelines: list[PipelineConfig] = Field(min_length=1)
+    state_dir: Path | None = Field(default=None, alias="stateDir")
+    verify_tls: bool = Field(default=True, alias="verifyTls")
+    capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="captureLimitBytes")
+    health_gate_orchestrators: int = Field(default=5, ge=0, alias="healthGateOrchestrators")
+    live_video: LiveVideoConfig | None = Field(default=None, alias="liveVideo")
+    # Accepted so that the Go tester's later files keep loading; not used by this tester.
+    logger: dict[str, Any] | None = None
+    # Filled in by ``load_config``: pipeline index -> absolute path of its test file.
+    asset_paths: dict[int, Path] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("region")
+    @classmethod
+    def _upper_case_region(cls, value: str) -> str:
+        if value != value.upper():
+            raise ValueError(f"must be the upper-case region code, e.g. {value.upper()!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_gateways(self) -> Config:
+        named = (("broadcasterJobEndpoint", self.broadcaster_job_endpoint),
+                 ("broadcasterCliEndpoint", self.broadcaster_cli_endpoint))  # fmt: skip
+        top_level = [key for key, value in named if value]
+        if self.gateways is None:
+            missing = {"broadcasterJobEndpoint", "broadcasterCliEndpoint"} - set(top_level)
+            if missing:
+                raise ValueError(f"{sorted(missing)[0]}: required key is missing (or list the gateways in gateways)")
+            return self
+        if top_level:
+            raise ValueError(f"{top_level[0]}: give each gateway in gateways, not also at the top level")
+        webhooks = [(g.internal_web_server_address, g.internal_web_server_port) for g in self.gateways]
+        for index, webhook in enumerate(webhooks):
+            if webhook in webhooks[:index]:
+                raise ValueError(f"gateways[{index}].internalWebServerPort: {webhook[1]} is already another lane's")
+        return self
+
+    @property
+    def lanes(self) -> list[GatewayConfig]:
+        """The gateways to test through: ``gateways``, or the top-level keys as one lane."""
+        if self.gateways is not None:
+            return [
+                g
+                if g.broadcaster_request_token
+                else g.model_copy(update={"broadcaster_request_token": self.broadcaster_request_token})
+                for g in self.gateways
+            ]
+        return [
+            GatewayConfig.model_validate(
+                {
+                    "broadcasterJobEndpoint": self.broadcaster_job_endpoint,
+                    "broadcasterCliEndpoint": self.broadcaster_cli_endpoint,
+                    "internalWebServerAddress": self.internal_web_server_address,
+                    "internalWebServerPort": self.internal_web_server_port,
+                    "broadcasterRequestToken": self.broadcaster_request_token,
+                }
+            )
+        ]
+
+    def pipeline_specs(self) -> tuple[Pipeline, ...]:
+        """The pipelines as jobs need them, every default resolved (see ``domain.plan.Pipeline``)."""
+        return tuple(
+            Pipeline(
+                name=p.name,
+                route=p.route,
+                content_type=p.content_type,
+                parameters=p.parameters,
+                model_field=p.resolved_model_field,
+                file_field=p.resolved_file_field,
+                asset=self.asset_paths.get(index),
+                timeout=p.timeout,
+                capture_response=p.capture_response,
+                verify_output=p.verify_output,
+                is_live=p.is_live,
+                variants=tuple(Variant(v.id, v.complexity, v.parameters) for v in p.prompt_variants or ()),
+            )
+            for index, p in enumerate(self.pipelines)
+        )
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> Config:
+        seen: dict[str, int] = {}
+        for index, pipeline in enumerate(self.pipelines):
+            if pipeline.route in seen:
+                raise ValueError(
+                    f"pipelines[{index}].uri {pipeline.uri!r} repeats pipelines[{seen[pipeline.route]}]; "
+                    "each route may be configured once"
+                )
+            seen[pipeline.route] = index
+        return self

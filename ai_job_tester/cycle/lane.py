@@ -1,0 +1,98 @@
+"""A lane: one gateway, its own webhook and connection, testing one job at a time.
+
+``Lane.measure`` is one job from pointing the webhook to the classified result; it
+raises ``GatewayUnreachable`` when the job never got to an orchestrator through this
+gateway, so the job can go to another lane.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+
+import httpx
+
+from ..config import GatewayConfig
+from ..domain import media, rows
+from ..domain.outcome import Outcome, TransportFault, Verdict, classify
+from ..domain.plan import PlannedJob
+from ..domain.results import JobResult
+from ..errors import GatewayUnreachable
+from ..network.gateway import accepts_connections
+from ..network.jobs import prepare, send
+from ..network.media import fetch
+from ..network.webhook import Webhook
+
+
+class Lane:
+    """One gateway of the cycle; ``number`` counts from 1 for people."""
+
+    def __init__(
+        self, number: int, gateway: GatewayConfig, webhook: Webhook, client: httpx.Client, *, capture_limit: int
+    ) -> None:
+        self.number = number
+        self.gateway = gateway
+        self.webhook = webhook
+        self.client = client
+        self.capture_limit = capture_limit
+        self.failed: str | None = None  # why this lane stopped, if it did
+
+    def idle(self, everyone: Sequence[str]) -> None:
+        """Between jobs the webhook lists every orchestrator, as the gateway expects when idle."""
+        self.webhook.show(everyone)
+
+    def point_at(self, job: PlannedJob) -> None:
+        """From now on the gateway can pick only this job's orchestrator."""
+        self.webhook.show([job.orchestrator.service_uri])
+
+    def measure(self, job: PlannedJob) -> JobResult:
+        """Send the job once (after ``point_at``) and classify the reply."""
+        with ExitStack() as files:
+            prepared = prepare(job, self.gateway, files)
+            started_at = int(time.time())
+            exchange = send(
+                self.client,
+                prepared,
+                webhook_requests=lambda: self.webhook.requests,
+                capture_limit=self.capture_limit,
+            )
+        verdict = classify(job.route, exchange)
+        if verdict.error_code == TransportFault.DROPPED.value:
+            self._check_alive()
+        check_seconds = None
+        if verdict.outcome is Outcome.PASSED and job.pipeline.verify_output:
+            verdict, check_seconds = self._check_output(job, exchange.body, verdict)
+        stream = exchange.stream
+        return JobResult(
+            job=job,
+            verdict=verdict,
+            started_at=started_at,
+            round_trip=exchange.round_trip,
+            status=exchange.status,
+            input_parameters=prepared.input_parameters,
+            response_payload=rows.response_payload(
+                exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
+            ),
+            output_check_seconds=check_seconds,
+            time_to_first_token=None if stream is None else stream.first_token_at,
+            tokens_per_second=None if stream is None else stream.tokens_per_second,
+        )
+
+    def _check_alive(self) -> None:
+        # A dropped connection is the orchestrator's failure only if the gateway is still there:
+        # a gateway that died mid-job drops it too, and that is no orchestrator's fault.
+        endpoint = self.gateway.broadcaster_job_endpoint
+        if not accepts_connections(endpoint):
+            raise GatewayUnreachable(f"the gateway at {endpoint} went away during a job and accepts no connections")
+
+    def _check_output(self, job: PlannedJob, body: bytes, verdict: Verdict) -> tuple[Verdict, float | None]:
+        """Fetch the media the reply points at, right away: a gateway keeps it only briefly."""
+        target = media.media_target(job.route, body)
+        if target is None:
+            return verdict, None
+        fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target)
+        problem = media.judge(target, fetched)
+        if problem is not None:
+            return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds
+        return verdict, fetched.seconds

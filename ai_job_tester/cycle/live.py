@@ -1,0 +1,78 @@
+"""Live video jobs, one at a time after the batch jobs; a busy orchestrator is tried again in a later pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from ..config import LiveVideoConfig
+from ..domain.live_verdict import LiveRun, busy_result, live_result
+from ..domain.plan import PlannedJob
+from ..network.gateway import GatewayCli
+from ..network.livestream import run_live_job
+from .interrupts import Interrupted
+from .observer import Observer
+from .record import Recorder
+
+Pending = list[tuple[int, PlannedJob, LiveRun | None]]
+
+
+def run_live(
+    jobs: Sequence[tuple[int, PlannedJob]],
+    *,
+    settings: LiveVideoConfig,
+    job_endpoint: str,
+    cli: GatewayCli,
+    client: httpx.Client,
+    recorder: Recorder,
+    observer: Observer,
+    budget_spent: Callable[[], bool],
+) -> None:
+    """Run every live job; those still busy after ``busy_passes`` are reported busy, never scored."""
+    pending: Pending = [(i, job, None) for i, job in jobs]
+    try:
+        for attempt in range(settings.busy_passes):
+            if attempt:
+                time.sleep(settings.busy_backoff_seconds)
+            pending = _one_pass(pending, settings, job_endpoint, cli, client, recorder, observer, budget_spent)
+            if not pending:
+                break
+    except Interrupted as exc:
+        recorder.interrupted = exc  # the ffmpeg children are already stopped
+        return
+    now = int(time.time())
+    with recorder.lock:
+        for index, job, last in pending:  # full to the end: reported, never scored
+            if index not in recorder.results:
+                recorder.results[index] = busy_result(job, last, now)
+
+
+def _one_pass(
+    pending: Pending,
+    settings: LiveVideoConfig,
+    job_endpoint: str,
+    cli: GatewayCli,
+    client: httpx.Client,
+    recorder: Recorder,
+    observer: Observer,
+    budget_spent: Callable[[], bool],
+) -> Pending:
+    busy: Pending = []
+    capacity = cli.live_capacity()
+    for index, job, last in pending:
+        if budget_spent():
+            return []  # the budget is spent: what is left is deferred
+        if capacity.get((job.orchestrator.address, job.model)) == 0:
+            busy.append((index, job, last))  # no idle slot right now: do not even push
+            continue
+        observer.job_started(index, job)
+        run = run_live_job(job, settings, job_endpoint, client)
+        if run.busy:
+            busy.append((index, job, run))
+            continue
+        with recorder.lock:
+            recorder.record(index, job, live_result(job, run))
+        observer.job_finished(index, recorder.results[index])
+    return busy

@@ -1,0 +1,228 @@
+"""One test cycle: discover once, plan, then test through every lane, posting each result.
+
+This module wires the pieces together and keeps the order of a cycle's steps; each
+piece it calls is either pure (plan, rotation, classify, build a row) or owns one kind
+of I/O. Lanes run in ``lanes.py``, live video in ``live.py``, results are kept by
+``record.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ..config import Config
+from ..domain.delivery import Delivered
+from ..domain.discovery import merge_live_offers
+from ..domain.plan import Filters, Plan, PlannedJob, build_plan
+from ..domain.rotation import rotation_order
+from ..errors import LeaderboardRegionError
+from ..network.gateway import GatewayCli
+from ..network.leaderboard import Leaderboard
+from ..network.transport import StdlibTransport
+from ..network.webhook import Webhook
+from ..output.report import CycleReport
+from ..storage import rotation
+from ..storage.outbox import HELD_JOURNAL, Outbox
+from ..storage.state import CycleLock, default_state_dir, prepare_state_dir
+from .courier import Courier
+from .dispatch import Dispatch
+from .lane import Lane
+from .lanes import run_lanes
+from .live import run_live
+from .observer import Observer, SilentObserver
+from .record import Recorder
+from .schedule import Scheduler
+
+log = logging.getLogger("ai_job_tester")
+
+INTERRUPTED_FLUSH_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How the operator asked this cycle to run."""
+
+    filters: Filters = field(default_factory=Filters)
+    dry_run: bool = False
+    post: bool = True
+    state_dir: Path | None = None  # overrides the config's stateDir
+    max_duration: float | None = None  # overrides the config's maxDuration
+
+
+def run_cycle(
+    config: Config,
+    options: RunOptions | None = None,
+    observer: Observer | None = None,
+    *,
+    webhook: Webhook | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> CycleReport:
+    """Run one full cycle and return its report; every webhook is closed whatever happens.
+
+    ``webhook`` is an already bound webhook for the first lane (else each lane binds its
+    own from the config) and ``transport`` replaces the network for tests.
+    """
+    options = options or RunOptions()
+    state_dir = prepare_state_dir(options.state_dir or config.state_dir or default_state_dir())
+    with ExitStack() as stack:
+        if webhook is not None:
+            stack.enter_context(webhook)
+        stack.enter_context(CycleLock(state_dir))  # before binding: a second cron start must exit 5, not 1
+        lanes = []
+        for number, gateway in enumerate(config.lanes, 1):
+            hook = webhook if number == 1 and webhook is not None else None
+            hook = hook or stack.enter_context(
+                Webhook.bind(gateway.internal_web_server_address, gateway.internal_web_server_port)
+            )
+            # The measured requests go through the lean transport (see transport.py).
+            lane_transport = transport or StdlibTransport(verify=config.verify_tls)
+            client = stack.enter_context(_client(config, lane_transport))
+            lanes.append(Lane(number, gateway, hook, client, capture_limit=config.capture_limit_bytes))
+        client = stack.enter_context(_client(config, transport))
+        outbox = stack.enter_context(Outbox(state_dir))
+        held = stack.enter_context(Outbox(state_dir, HELD_JOURNAL))
+        cycle = _Cycle(config, options, observer or SilentObserver(), lanes, client, outbox, held, state_dir)
+        return cycle.run()
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+def _client(config: Config, transport: httpx.BaseTransport | None) -> httpx.Client:
+    return httpx.Client(transport=transport, verify=config.verify_tls, follow_redirects=False)
+
+
+class _Cycle:
+    """The steps of one cycle, in order, over pieces already wired."""
+
+    def __init__(
+        self,
+        config: Config,
+        options: RunOptions,
+        observer: Observer,
+        lanes: list[Lane],
+        client: httpx.Client,
+        outbox: Outbox,
+        held: Outbox,
+        state_dir: Path,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.observer = observer
+        self.lanes = lanes
+        self.client = client
+        self.outbox = outbox
+        self.state_dir = state_dir
+        self.courier: Courier | None = None
+        if options.post and not options.dry_run:
+            board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)
+            self.courier = Courier(board, outbox)
+        gate = config.health_gate_orchestrators
+        dispatch = Dispatch(self.courier, held, region=config.region, gate_orchestrators=gate)
+        self.recorder = Recorder(dispatch, rotation.load(state_dir))
+        budget = options.max_duration or config.max_duration
+        self.deadline = None if budget is None else time.monotonic() + budget  # no job starts after it
+
+    def run(self) -> CycleReport:
+        started = time.time()
+        earlier = Delivered()
+        if self.courier is not None:
+            self._check_region(self.courier)
+            earlier = self._flush(self.courier)
+        plan, everyone = self._discover()
+        order = rotation_order(plan.jobs, self.recorder.last_tested)
+        self.observer.planned(plan)
+        if self.options.dry_run:
+            ordered = Plan(plan.orchestrators, tuple(plan.jobs[i] for i in order), plan.skipped)
+            return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
+        recorder = self.recorder
+        batch = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=self.deadline)
+        run_lanes(self.lanes, batch, everyone, recorder, self.observer)
+        live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
+        if live_jobs and recorder.going:
+            self._run_live(live_jobs)
+        with recorder.lock:  # a lane abandoned by a signal may still be inside; it will not get further
+            results = recorder.complete(plan, budget_spent=self._budget_spent())
+            held_back = recorder.dispatch.finish(recorder.results, conclusive=recorder.going)
+            rotation.save(self.state_dir, recorder.last_tested)
+            late = self._flush(self.courier) if self.courier is not None else Delivered()
+        return CycleReport(
+            region=self.config.region,
+            started_at=started,
+            finished_at=time.time(),
+            plan=plan,
+            results=tuple(results),
+            stopped=recorder.stopped,
+            posting=self.courier is not None,
+            interrupted=None if recorder.interrupted is None else recorder.interrupted.signum,
+            earlier_rows=earlier,
+            late_rows=late,
+            undelivered=self.outbox.count() if self.courier is not None else 0,
+            posting_stopped=None if self.courier is None else self.courier.stopped,
+            held_back=held_back,
+            lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
+        )
+
+    def _discover(self) -> tuple[Plan, list[str]]:
+        """Ask the first lane's gateway once; the other lanes share what it found."""
+        gateway = GatewayCli(self.client, self.lanes[0].gateway.broadcaster_cli_endpoint)
+        orchestrators = gateway.registered_orchestrators()
+        everyone = [orch.service_uri for orch in orchestrators]
+        for lane in self.lanes:
+            # The capabilities query discovers live through the webhook: it must list everyone.
+            lane.idle(everyone)
+        offers = gateway.offers()
+        live = self._live_enabled()
+        if live:  # live selectors, with their idle capacity, come from mainline's network view
+            offers = merge_live_offers(offers, gateway.live_offers())
+        pipelines = self.config.pipeline_specs()
+        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live=live)
+        return plan, everyone
+
+    def _live_enabled(self) -> bool:
+        if self.config.live_video is None or not any(p.is_live for p in self.config.pipelines):
+            return False
+        if shutil.which("ffmpeg") is None:
+            log.warning("live video tests are skipped: ffmpeg is not installed")
+            return False
+        return True
+
+    def _run_live(self, jobs: list[tuple[int, PlannedJob]]) -> None:
+        settings = self.config.live_video
+        assert settings is not None
+        gateway = self.lanes[0].gateway
+        run_live(
+            jobs,
+            settings=settings,
+            job_endpoint=gateway.broadcaster_job_endpoint,
+            cli=GatewayCli(self.client, gateway.broadcaster_cli_endpoint),
+            client=self.client,
+            recorder=self.recorder,
+            observer=self.observer,
+            budget_spent=self._budget_spent,
+        )
+
+    def _budget_spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _check_region(self, courier: Courier) -> None:
+        regions = courier.leaderboard.ai_regions()
+        if regions is None:
+            log.warning("could not read the leaderboard's regions; going on without checking %r", self.config.region)
+        elif self.config.region not in regions:
+            raise LeaderboardRegionError(
+                f"region {self.config.region!r} is not an AI region on the leaderboard, which would drop every "
+                f"row; its AI regions are: {', '.join(regions) or 'none'}"
+            )
+
+    def _flush(self, courier: Courier) -> Delivered:
+        deadline = time.monotonic() + INTERRUPTED_FLUSH_SECONDS if self.recorder.interrupted else None
+        result = courier.flush(deadline=deadline)
+        if result.delivered or result.rejected:
+            log.info("outbox: delivered %d waiting rows, %d rejected", result.delivered, result.rejected)
+        return result

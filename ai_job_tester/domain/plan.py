@@ -1,0 +1,163 @@
+"""Plan a cycle: every (orchestrator, capability, model) whose route is configured.
+
+Pure: it takes what discovery found and the config, and returns the jobs in the
+order they run plus what was left out and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import routes
+from .discovery import ModelOffer, Offers, Orchestrator
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One prompt a live pipeline is tested with; its parameters go over the pipeline's."""
+
+    id: str
+    complexity: str = "default"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_VARIANT = Variant(id="default")
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A configured pipeline as a job needs it: every default resolved, the test file found."""
+
+    name: str
+    route: str
+    content_type: str
+    parameters: Mapping[str, Any]
+    model_field: str
+    file_field: str
+    asset: Path | None  # the file a multipart job sends, None when it sends none
+    timeout: float
+    capture_response: bool = True
+    verify_output: bool = True
+    is_live: bool = False
+    variants: tuple[Variant, ...] = ()  # live only; empty means the one default variant
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedJob:
+    """One test job: this model of this capability on this orchestrator."""
+
+    orchestrator: Orchestrator
+    capability: str
+    model: str
+    warm: bool
+    pipeline: Pipeline
+    variant: Variant | None = None  # live video only: the prompt it is tested with
+
+    @property
+    def route(self) -> str:
+        return self.pipeline.route
+
+    @property
+    def is_live(self) -> bool:
+        return self.pipeline.is_live
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} [{self.variant.id}]" if self.variant is not None else self.model
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedOffer:
+    """A capability an orchestrator offers that this cycle does not test, and why."""
+
+    orchestrator: str
+    capability: str
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Operator's limits for an ad-hoc run; an empty tuple means no limit."""
+
+    orchestrators: tuple[str, ...] = ()
+    pipelines: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+    def admits_orchestrator(self, orch: Orchestrator) -> bool:
+        wanted = {value.strip().lower().rstrip("/") for value in self.orchestrators}
+        return not wanted or orch.address in wanted or orch.service_uri.lower().rstrip("/") in wanted
+
+    def admits_pipeline(self, capability: str) -> bool:
+        wanted = {value.strip().lower() for value in self.pipelines}
+        return (
+            not wanted
+            or capability.lower() in wanted
+            or routes.route_of(capability) in {routes.normalise_route(value) for value in self.pipelines}
+        )
+
+    def admits_model(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The jobs of a cycle in run order, and the offers left out."""
+
+    orchestrators: tuple[Orchestrator, ...]
+    jobs: tuple[PlannedJob, ...]
+    skipped: tuple[SkippedOffer, ...] = field(default=())
+
+
+def build_plan(
+    orchestrators: Sequence[Orchestrator],
+    offers: Offers,
+    pipelines: Sequence[Pipeline],
+    filters: Filters = Filters(),
+    *,
+    live: bool = False,
+) -> Plan:
+    """Match offers to configured pipelines by route and apply the operator's filters.
+
+    ``live`` says whether live video can be tested (the config has a ``liveVideo`` block);
+    a live offer then becomes one job per prompt variant.
+    """
+    by_route = {pipeline.route: pipeline for pipeline in pipelines}
+    jobs: list[PlannedJob] = []
+    skipped: list[SkippedOffer] = []
+    chosen = [orch for orch in orchestrators if filters.admits_orchestrator(orch)]
+    for orch in chosen:
+        orch_offers = offers.get(orch.address, ())
+        if not orch_offers:
+            skipped.append(SkippedOffer(orch.address, "-", "-", "reported no AI capabilities"))
+        for offer in orch_offers:
+            if not (filters.admits_pipeline(offer.capability) and filters.admits_model(offer.model)):
+                continue
+            pipeline = by_route.get(routes.route_of(offer.capability))
+            reason = _skip_reason(offer, pipeline, live=live)
+            if reason or pipeline is None:
+                skipped.append(SkippedOffer(orch.address, offer.capability, offer.model, reason))
+                continue
+            variants: Sequence[Variant | None] = [None]
+            if pipeline.is_live:
+                variants = pipeline.variants or (DEFAULT_VARIANT,)
+            jobs.extend(
+                PlannedJob(orch, offer.capability, offer.model, offer.warm, pipeline, variant) for variant in variants
+            )
+    return Plan(orchestrators=tuple(chosen), jobs=tuple(jobs), skipped=tuple(skipped))
+
+
+def _skip_reason(offer: ModelOffer, pipeline: Pipeline | None, *, live: bool) -> str:
+    if pipeline is None:
+        return "no pipeline with this route in the config"
+    is_live_offer = routes.is_live_capability(offer.capability)
+    if is_live_offer != pipeline.is_live:
+        return "configured as a live pipeline" if pipeline.is_live else "not configured as a live pipeline"
+    if is_live_offer and not live:
+        return "live video needs a liveVideo block in the config"
+    if not offer.model:
+        return "the gateway reported an empty model name"
+    return ""

@@ -1,0 +1,73 @@
+"""Leaderboard rows: one per job, with exactly the contract's field names and JSON types.
+
+Pure: building, encoding and signing. Posting is in ``leaderboard.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .text import TRUNCATION_MARKER, decoded, storable
+
+MAX_PAYLOAD_CHARS = 512 * 1024
+"""``response_payload`` is cut to this many characters: the leaderboard wants well under 4 MB."""
+
+CAPTURE_DISABLED_PAYLOAD = '{"message":"(Job Tester) Capture Response Disabled"}'
+"""What the Go tester posted for a passing job of a pipeline with ``capture_response: false``."""
+
+__all__ = ["CAPTURE_DISABLED_PAYLOAD", "MAX_PAYLOAD_CHARS", "TRUNCATION_MARKER", "LeaderboardRow", "clean_payload"]
+
+
+class ErrorEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    error_code: str
+    message: str
+    count: int = 1
+
+
+class LeaderboardRow(BaseModel):
+    """The body of one ``POST /api/post_stats`` (contract, section 7)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    orchestrator: str = Field(max_length=56)
+    success_rate: float
+    round_trip_time: float
+    errors: list[ErrorEntry]
+    timestamp: int
+    model: str = Field(min_length=1)
+    pipeline: str = Field(min_length=1)
+    model_is_warm: bool
+    input_parameters: str
+    response_payload: str
+
+
+def response_payload(body: bytes, *, capture: bool, passed: bool) -> str:
+    """Return the reply as the row carries it: a placeholder when capture is off and it passed.
+
+    A failure always keeps the gateway's reply: it is what an operator disputes.
+    """
+    if capture or not passed:
+        return clean_payload(decoded(body))
+    return CAPTURE_DISABLED_PAYLOAD
+
+
+def clean_payload(text: str, limit: int = MAX_PAYLOAD_CHARS) -> str:
+    """Make a payload storable (see ``text.storable``) and cap its length."""
+    return storable(text, limit)
+
+
+def encode(row: LeaderboardRow) -> bytes:
+    """Return the exact bytes to send (and to sign)."""
+    return json.dumps(row.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Return the lower-case hex HMAC-SHA256 of ``body`` keyed with ``secret``, no prefix."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

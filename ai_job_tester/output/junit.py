@@ -1,0 +1,64 @@
+"""The cycle as JUnit XML, for CI systems: a suite per orchestrator, a test case per job. Pure."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from ..domain.outcome import Outcome
+from ..domain.plan import SkippedOffer
+from ..domain.results import JobResult
+from .report import CycleReport
+
+
+def to_junit(report: CycleReport) -> bytes:
+    """Return the report as a JUnit XML document.
+
+    Failed jobs are failures; unrouted, rejected and not-run jobs are errors (the tester's
+    side); offers the cycle did not test are skipped test cases.
+    """
+    by_orchestrator: dict[str, list[JobResult]] = defaultdict(list)
+    skipped: dict[str, list[SkippedOffer]] = defaultdict(list)
+    for result in report.results:
+        by_orchestrator[result.job.orchestrator.address].append(result)
+    for offer in report.plan.skipped:
+        skipped[offer.orchestrator].append(offer)
+    root = ET.Element("testsuites", name=f"ai-job-tester {report.region}")
+    stamp = datetime.fromtimestamp(report.started_at, UTC).isoformat(timespec="seconds")
+    for address in dict.fromkeys([*by_orchestrator, *skipped]):
+        suite = ET.SubElement(root, "testsuite", name=address, timestamp=stamp)
+        for result in by_orchestrator.get(address, []):
+            _case(suite, result)
+        for offer in skipped.get(address, []):
+            case = ET.SubElement(suite, "testcase", classname=address, name=f"{offer.capability} / {offer.model}")
+            ET.SubElement(case, "skipped", message=offer.reason)
+        _count(suite)
+    _count(root)
+    ET.indent(root)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
+
+
+def _case(suite: ET.Element, result: JobResult) -> None:
+    job = result.job
+    name = f"{job.capability} / {job.label} ({'warm' if job.warm else 'cold'})"
+    case = ET.SubElement(
+        suite, "testcase", classname=job.orchestrator.address, name=name, time=f"{result.round_trip or 0:.3f}"
+    )
+    verdict = result.verdict
+    message = " ".join(part for part in (verdict.error_code, verdict.message) if part)
+    if result.outcome is Outcome.FAILED:
+        ET.SubElement(case, "failure", message=message, type=verdict.error_code or "FAILED").text = message
+    elif result.outcome in (Outcome.DEFERRED, Outcome.BUSY):
+        ET.SubElement(case, "skipped", message=message)
+    elif result.outcome is not Outcome.PASSED:
+        ET.SubElement(case, "error", message=message, type=result.outcome.value).text = message
+
+
+def _count(element: ET.Element) -> None:
+    cases = list(element.iter("testcase"))
+    element.set("tests", str(len(cases)))
+    for kind, attribute in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+        element.set(attribute, str(sum(1 for case in cases if case.find(kind) is not None)))
+    element.set("time", f"{sum(float(case.get('time', '0')) for case in cases):.3f}")

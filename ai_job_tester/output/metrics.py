@@ -1,0 +1,55 @@
+"""The cycle's results as Prometheus metrics: a textfile for node_exporter, or a push to a Pushgateway.
+
+Built with the official client library; names follow Prometheus conventions (base units,
+``_seconds``; gauges, since each cycle replaces the last one's values).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+
+from ..domain.outcome import Outcome
+from .report import CycleReport
+
+JOB_LABELS = ("region", "orchestrator", "pipeline", "model")
+
+
+def registry_for(report: CycleReport) -> CollectorRegistry:
+    """Return a fresh registry holding this cycle's metrics."""
+    registry = CollectorRegistry()
+    success = Gauge("ai_job_tester_job_success", "1 if the job passed, 0 if it failed.", JOB_LABELS, registry=registry)
+    round_trip = Gauge(
+        "ai_job_tester_job_round_trip_seconds", "The job's measured round trip.", JOB_LABELS, registry=registry
+    )
+    warm = Gauge("ai_job_tester_job_model_warm", "1 if the model was warm.", JOB_LABELS, registry=registry)
+    for result in report.results:
+        if not result.scored or result.round_trip is None:
+            continue  # unrouted, rejected or not run: nothing to say about the orchestrator
+        labels = (report.region, result.job.orchestrator.address, result.job.capability, result.job.model)
+        success.labels(*labels).set(1 if result.outcome is Outcome.PASSED else 0)
+        round_trip.labels(*labels).set(result.round_trip)
+        warm.labels(*labels).set(1 if result.job.warm else 0)
+    jobs = Gauge("ai_job_tester_cycle_jobs", "Jobs of the last cycle by outcome.", ("region", "outcome"),
+                 registry=registry)  # fmt: skip
+    counts = {outcome: 0 for outcome in Outcome}
+    for result in report.results:
+        counts[result.outcome] += 1
+    for outcome, count in counts.items():
+        jobs.labels(report.region, outcome.value.replace(" ", "_")).set(count)
+    Gauge("ai_job_tester_cycle_duration_seconds", "How long the last cycle took.", ("region",),
+          registry=registry).labels(report.region).set(report.finished_at - report.started_at)  # fmt: skip
+    Gauge("ai_job_tester_cycle_last_finished_timestamp_seconds", "When the last cycle finished (Unix time).",
+          ("region",), registry=registry).labels(report.region).set(report.finished_at)  # fmt: skip
+    return registry
+
+
+def write_textfile(path: Path, report: CycleReport) -> None:
+    """Write the metrics atomically (a temporary file renamed into place)."""
+    write_to_textfile(str(path), registry_for(report))
+
+
+def push(url: str, report: CycleReport) -> None:
+    """Replace this region's metrics on a Pushgateway (job ``ai_job_tester_<region>``)."""
+    push_to_gateway(url, job=f"ai_job_tester_{report.region}", registry=registry_for(report), timeout=15)
