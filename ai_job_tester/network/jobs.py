@@ -24,6 +24,7 @@ from ..domain.outcome import Exchange, TransportFault
 from ..domain.plan import PlannedJob
 from ..domain.streaming import StreamMeter
 from ..errors import GatewayUnreachable
+from .transport import MalformedReply
 
 CHUNK_SIZE = 64 * 1024
 DEFAULT_CAPTURE_LIMIT = 4 * 1024 * 1024
@@ -115,6 +116,8 @@ def send(
     hits_before = webhook_requests()
     reply = _Reply()
     started = time.perf_counter()
+    # The timeout is the whole round trip's: the transport gives each blocking read only what is left.
+    request.extensions["deadline"] = started + prepared.timeout
     try:
         _read(client, request, reply, started, started + prepared.timeout, capture_limit)
         elapsed = time.perf_counter() - started
@@ -125,6 +128,8 @@ def send(
         ) from None
     except httpx.TimeoutException:
         fault, detail = TransportFault.TIMEOUT, f"no complete reply within {prepared.timeout:g} s"
+    except (MalformedReply, httpx.DecodingError) as exc:
+        fault, detail = TransportFault.MALFORMED, f"the reply is not valid HTTP ({exc})"
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
         fault, detail = TransportFault.DROPPED, f"the connection closed before a complete reply ({exc})"
     else:

@@ -7,22 +7,39 @@ transport; everything off the clock (discovery, posting, output checks) keeps ht
 
 Exceptions are mapped to httpx's, so callers cannot tell the difference. A kept-alive
 connection that the server has closed is noticed before the request is sent, never by
-sending a job twice.
+sending a job twice. A reply that breaks HTTP (a garbage status line, too many or too long
+headers, bad chunking) raises ``MalformedReply``, never a raw ``http.client`` error.
+
+A request may carry a total deadline (``extensions["deadline"]``, a ``time.perf_counter()``
+value): connect, sending, headers and body together must fit in it. Every blocking read
+and write gets only the time left, so a peer that drips a byte every few seconds costs at
+most the deadline, never the per-read timeout again and again.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import select
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
 
 _ConnectionKey = tuple[str, str, int]
+
+
+class MalformedReply(httpx.RemoteProtocolError):
+    """The peer answered, but not in HTTP: a broken status line, headers, chunking or encoding."""
+
+
+# What http.client raises for a reply it cannot parse (RemoteDisconnected, a subclass of
+# BadStatusLine, is a closed connection instead and is caught before these).
+_MALFORMED = (http.client.HTTPException, ValueError, UnicodeError)
 
 
 class _Body(httpx.SyncByteStream):
@@ -37,9 +54,13 @@ class _Body(httpx.SyncByteStream):
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out") from exc
         except http.client.IncompleteRead as exc:
+            if isinstance(exc.__context__, ValueError):  # http.client's answer to a bad chunk-size line
+                raise MalformedReply("the reply's chunked body is malformed (a bad chunk size)") from exc
             raise httpx.RemoteProtocolError(f"the connection closed mid-body ({exc!r})") from exc
         except OSError as exc:
             raise httpx.ReadError(str(exc)) from exc
+        except _MALFORMED as exc:  # a chunk-size or trailer line too long, and the like
+            raise MalformedReply(f"the reply's body is malformed: {_describe(exc)}") from exc
         if self._response.length:  # read1 ends quietly when the server closes early
             raise httpx.RemoteProtocolError(
                 f"the connection closed with {self._response.length} bytes of the body missing"
@@ -67,12 +88,19 @@ class StdlibTransport(httpx.BaseTransport):
         url = request.url
         key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         connect_timeout, read_timeout = _timeouts(request)
+        deadline: float | None = request.extensions.get("deadline")
+        if deadline is not None:
+            try:
+                connect_timeout = _left(deadline, connect_timeout)
+            except TimeoutError as exc:
+                raise httpx.ReadTimeout(str(exc), request=request) from exc
         conn = self._connection(key, connect_timeout)
         try:
             if conn.sock is None:
+                conn.timeout = connect_timeout
                 conn.connect()
             assert conn.sock is not None
-            conn.sock.settimeout(read_timeout)
+            conn.sock.settimeout(read_timeout if deadline is None else _left(deadline, read_timeout))
         except TimeoutError as exc:
             conn.close()
             raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
@@ -81,13 +109,17 @@ class StdlibTransport(httpx.BaseTransport):
             raise httpx.ConnectError(str(exc), request=request) from exc
         # Bytes go as they are; a streamed body (a multipart upload) goes piece by piece.
         body: Any = request.read() if isinstance(request.stream, httpx.ByteStream) else request.stream
+        # A kept-alive connection keeps its response class: set it for every request.
+        conn.response_class = http.client.HTTPResponse if deadline is None else _deadline_response(deadline)
+        if deadline is not None and not isinstance(body, bytes):
+            body = _paced(body, conn.sock, deadline)
         try:
             conn.request(request.method, url.raw_path.decode("ascii"), body=body, headers=dict(request.headers))
             response = conn.getresponse()
         except TimeoutError as exc:
             conn.close()
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        except (http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
+        except http.client.RemoteDisconnected as exc:
             conn.close()
             raise httpx.RemoteProtocolError(
                 f"Server disconnected without sending a response ({exc})", request=request
@@ -98,9 +130,13 @@ class StdlibTransport(httpx.BaseTransport):
         except OSError as exc:
             conn.close()
             raise httpx.ReadError(str(exc), request=request) from exc
-        return httpx.Response(
-            response.status, headers=response.getheaders(), stream=_Body(self, key, conn, response), request=request
-        )
+        except _MALFORMED as exc:
+            conn.close()
+            raise MalformedReply(f"the reply is not valid HTTP: {_describe(exc)}", request=request) from exc
+        # Header bytes go to httpx as they came (http.client decoded them as Latin-1): httpx
+        # would encode str values as ASCII and fail on any byte above 127.
+        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.getheaders()]
+        return httpx.Response(response.status, headers=headers, stream=_Body(self, key, conn, response), request=request)
 
     def close(self) -> None:
         with self._lock:
@@ -126,6 +162,51 @@ class StdlibTransport(httpx.BaseTransport):
             self._idle[key] = conn
         if previous is not None:
             previous.close()
+
+
+def _left(deadline: float, timeout: float | None) -> float:
+    """The time a blocking call may take: what is left of the deadline, within ``timeout``."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise TimeoutError("the job's deadline passed")
+    return left if timeout is None else min(left, timeout)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"  # LineTooLong carries no line, but be safe
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads the socket with, each time, only the time left before the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(_left(self._deadline, None))
+        return self._sock.recv_into(buffer)
+
+
+def _deadline_response(deadline: float) -> type[http.client.HTTPResponse]:
+    class DeadlineResponse(http.client.HTTPResponse):
+        def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            self.fp.close()  # the socket stays open: http.client's connection owns it
+            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline), 65536)
+
+    return DeadlineResponse
+
+
+def _paced(body: Iterable[bytes], sock: socket.socket | None, deadline: float) -> Iterator[bytes]:
+    """Hand out a streamed body's pieces, each write given only what is left of the deadline."""
+    for piece in body:
+        if sock is not None:
+            sock.settimeout(_left(deadline, None))
+        yield piece
 
 
 def _timeouts(request: httpx.Request) -> tuple[float | None, float | None]:
