@@ -136,7 +136,8 @@ class StdlibTransport(httpx.BaseTransport):
         # Header bytes go to httpx as they came (http.client decoded them as Latin-1): httpx
         # would encode str values as ASCII and fail on any byte above 127.
         headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.getheaders()]
-        return httpx.Response(response.status, headers=headers, stream=_Body(self, key, conn, response), request=request)
+        stream = _Body(self, key, conn, response)
+        return httpx.Response(response.status, headers=headers, stream=stream, request=request)
 
     def close(self) -> None:
         with self._lock:
