@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from ai_job_tester.network.transport import StdlibTransport
+from ai_job_tester.network.transport import StdlibTransport, WireClock
 
 from .conftest import free_port
 
@@ -131,3 +132,22 @@ def test_a_streamed_body_is_sent_as_it_is_produced(server: Callable[..., str]) -
     with client() as http:
         http.post(url, content=pieces, headers={"Content-Length": "5000"})
     assert received == [b"".join(bytes([n]) * 1000 for n in range(5))]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps are Linux's")
+def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(server: Callable[..., str]) -> None:
+    def late_body(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        threading.Event().wait(0.05)
+        conn.sendall(b"ok")
+
+    clock = WireClock()
+    with client() as http:
+        request = http.build_request("GET", server(late_body), extensions={"wire_clock": clock})
+        response = http.send(request, stream=True)
+        threading.Event().wait(0.4)  # as if another lane held the interpreter when the body arrived
+        assert response.read() == b"ok"
+    round_trip = clock.round_trip()
+    assert clock.kernel_stamped and round_trip is not None
+    assert 0.05 <= round_trip < 0.3  # the body's arrival, not the moment it was read

@@ -10,6 +10,13 @@ connection that the server has closed is noticed before the request is sent, nev
 sending a job twice. A reply that breaks HTTP (a garbage status line, too many or too long
 headers, bad chunking) raises ``MalformedReply``, never a raw ``http.client`` error.
 
+A request may carry a ``WireClock`` (``extensions["wire_clock"]``): the transport stamps it
+right before the first request byte goes to the kernel and whenever reply bytes arrive. On
+Linux, over plain TCP, arrivals are the kernel's own receive timestamps (``SO_TIMESTAMPNS``),
+so time the interpreter spends elsewhere (another lane holding the GIL) before it reads the
+socket stays out of the measurement; elsewhere, and over TLS, they are taken as the bytes
+are read.
+
 A request may carry a total deadline (``extensions["deadline"]``, a ``time.perf_counter()``
 value): connect, sending, headers and body together must fit in it. Every blocking read
 and write gets only the time left, so a peer that drips a byte every few seconds costs at
@@ -23,6 +30,8 @@ import io
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -31,6 +40,43 @@ from typing import Any
 import httpx
 
 _ConnectionKey = tuple[str, str, int]
+
+# Linux's SO_TIMESTAMPNS (asm-generic value; the socket module does not name it): each
+# recvmsg carries the kernel's CLOCK_REALTIME stamp of the last packet it read.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class WireClock:
+    """When the request's first byte went to the kernel and the reply's latest bytes arrived, on ``perf_counter``."""
+
+    __slots__ = ("first_sent", "kernel_stamped", "last_received")
+
+    def __init__(self) -> None:
+        self.first_sent: float | None = None
+        self.last_received: float | None = None
+        self.kernel_stamped = False  # whether last_received came from the kernel
+
+    def sending(self) -> None:
+        if self.first_sent is None:
+            self.first_sent = time.perf_counter()
+
+    def received(self, kernel_ns: int | None) -> None:
+        now = time.perf_counter()
+        if kernel_ns is not None:
+            # How long ago the kernel stamped the packet, on its own (wall) clock, moved onto perf_counter.
+            ago = (time.time_ns() - kernel_ns) / 1e9
+            arrived = now - ago
+            if 0 <= ago < 60 and (self.first_sent is None or arrived >= self.first_sent):
+                self.last_received, self.kernel_stamped = arrived, True
+                return
+        self.last_received, self.kernel_stamped = now, False
+
+    def round_trip(self) -> float | None:
+        if self.first_sent is None or self.last_received is None:
+            return None
+        return self.last_received - self.first_sent
 
 
 class MalformedReply(httpx.RemoteProtocolError):
@@ -43,7 +89,7 @@ _MALFORMED = (http.client.HTTPException, ValueError, UnicodeError)
 
 
 class _Body(httpx.SyncByteStream):
-    def __init__(self, transport: StdlibTransport, key: _ConnectionKey, conn: http.client.HTTPConnection,
+    def __init__(self, transport: StdlibTransport, key: _ConnectionKey, conn: _Connection | _TlsConnection,
                  response: http.client.HTTPResponse) -> None:  # fmt: skip
         self._transport, self._key, self._conn, self._response = transport, key, conn, response
 
@@ -76,12 +122,49 @@ class _Body(httpx.SyncByteStream):
             self._conn.close()  # a reply not read to its end leaves the connection unusable
 
 
+class _Connection(http.client.HTTPConnection):
+    """Stamps the clock before the first byte goes out, and asks the kernel to stamp arrivals."""
+
+    clock: WireClock | None = None
+    kernel_stamps = False
+
+    def connect(self) -> None:
+        super().connect()
+        self.kernel_stamps = _enable_kernel_stamps(self.sock)
+
+    def send(self, data: Any) -> None:
+        if self.clock is not None:
+            self.clock.sending()
+        super().send(data)
+
+
+class _TlsConnection(http.client.HTTPSConnection):
+    clock: WireClock | None = None
+    kernel_stamps = False  # an SSL socket has no recvmsg: arrivals are stamped as they are read
+
+    def send(self, data: Any) -> None:
+        if self.clock is not None:
+            self.clock.sending()
+        super().send(data)
+
+
+def _enable_kernel_stamps(sock: socket.socket | None) -> bool:
+    if sys.platform != "linux" or sock is None or not _ANCILLARY_SIZE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
 class StdlibTransport(httpx.BaseTransport):
     """One kept-alive connection per host, reused only when the server has not closed it."""
 
     def __init__(self, *, verify: bool = True) -> None:
-        self._context = ssl.create_default_context() if verify else ssl._create_unverified_context()
-        self._idle: dict[_ConnectionKey, http.client.HTTPConnection] = {}
+        self._verify = verify
+        self._tls: ssl.SSLContext | None = None  # made on the first https connection: loading CAs takes ~50 ms
+        self._idle: dict[_ConnectionKey, _Connection | _TlsConnection] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -109,8 +192,13 @@ class StdlibTransport(httpx.BaseTransport):
             raise httpx.ConnectError(str(exc), request=request) from exc
         # Bytes go as they are; a streamed body (a multipart upload) goes piece by piece.
         body: Any = request.read() if isinstance(request.stream, httpx.ByteStream) else request.stream
-        # A kept-alive connection keeps its response class: set it for every request.
-        conn.response_class = http.client.HTTPResponse if deadline is None else _deadline_response(deadline)
+        # A kept-alive connection keeps its clock and response class: set them for every request.
+        clock: WireClock | None = request.extensions.get("wire_clock")
+        conn.clock = clock
+        plain = deadline is None and clock is None
+        conn.response_class = (
+            http.client.HTTPResponse if plain else _wire_response(deadline, clock, kernel=conn.kernel_stamps)
+        )
         if deadline is not None and not isinstance(body, bytes):
             body = _paced(body, conn.sock, deadline)
         try:
@@ -145,7 +233,7 @@ class StdlibTransport(httpx.BaseTransport):
         for conn in idle.values():
             conn.close()
 
-    def _connection(self, key: _ConnectionKey, timeout: float | None) -> http.client.HTTPConnection:
+    def _connection(self, key: _ConnectionKey, timeout: float | None) -> _Connection | _TlsConnection:
         with self._lock:
             conn = self._idle.pop(key, None)
         if conn is not None and conn.sock is not None and not _closed_by_peer(conn.sock):
@@ -154,10 +242,15 @@ class StdlibTransport(httpx.BaseTransport):
             conn.close()
         scheme, host, port = key
         if scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+            return _TlsConnection(host, port, timeout=timeout, context=self._context())
+        return _Connection(host, port, timeout=timeout)
 
-    def _release(self, key: _ConnectionKey, conn: http.client.HTTPConnection) -> None:
+    def _context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl.create_default_context() if self._verify else ssl._create_unverified_context()
+        return self._tls
+
+    def _release(self, key: _ConnectionKey, conn: _Connection | _TlsConnection) -> None:
         with self._lock:
             previous = self._idle.pop(key, None)
             self._idle[key] = conn
@@ -178,28 +271,45 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"  # LineTooLong carries no line, but be safe
 
 
-class _DeadlineReader(io.RawIOBase):
-    """Reads the socket with, each time, only the time left before the deadline."""
+class _WireReader(io.RawIOBase):
+    """Reads the socket given only the time left before the deadline, and stamps the clock on arrivals."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock, self._deadline = sock, deadline
+    def __init__(self, sock: socket.socket, deadline: float | None, clock: WireClock | None, kernel: bool) -> None:
+        self._sock, self._deadline, self._clock, self._kernel = sock, deadline, clock, kernel
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(_left(self._deadline, None))
-        return self._sock.recv_into(buffer)
+        if self._deadline is not None:
+            self._sock.settimeout(_left(self._deadline, None))
+        if not self._kernel:
+            count = self._sock.recv_into(buffer)
+            if count and self._clock is not None:
+                self._clock.received(None)
+            return count
+        count, ancillary, _, _ = self._sock.recvmsg_into([buffer], _ANCILLARY_SIZE)
+        if count and self._clock is not None:
+            self._clock.received(_kernel_ns(ancillary))
+        return count
 
 
-def _deadline_response(deadline: float) -> type[http.client.HTTPResponse]:
-    class DeadlineResponse(http.client.HTTPResponse):
+def _kernel_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return int(seconds) * 1_000_000_000 + int(nanoseconds)
+    return None
+
+
+def _wire_response(deadline: float | None, clock: WireClock | None, *, kernel: bool) -> type[http.client.HTTPResponse]:
+    class WireResponse(http.client.HTTPResponse):
         def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
             super().__init__(sock, *args, **kwargs)
             self.fp.close()  # the socket stays open: http.client's connection owns it
-            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline), 65536)
+            self.fp = io.BufferedReader(_WireReader(sock, deadline, clock, kernel), 65536)
 
-    return DeadlineResponse
+    return WireResponse
 
 
 def _paced(body: Iterable[bytes], sock: socket.socket | None, deadline: float) -> Iterator[bytes]:

@@ -19,11 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from ..domain.live import LiveStats
 from ..domain.outcome import Outcome
@@ -34,6 +30,12 @@ from ..domain.text import printable
 from ..storage.inventory import Inventory
 from ..validation import PipelineSummary
 from .report import CycleReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported where it is used: a cron run logs lines and needs it only for the closing
+# table, and importing it up front delayed the first discovery request by tens of milliseconds.
 
 log = logging.getLogger("ai_job_tester")
 
@@ -46,6 +48,8 @@ LOG_LINE_LIMIT = 2000
 
 def _inert(text: str, limit: int = 300) -> str:
     """Text from outside as one inert line for a rich table or progress bar."""
+    from rich.markup import escape
+
     return escape(printable(text, limit))
 
 _STYLE = {
@@ -60,11 +64,15 @@ _STYLE = {
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     # Under cron there is no terminal width to ask: use a wide one rather than wrap every row.
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
 
 
@@ -169,6 +177,8 @@ class ProgressObserver:
     """A rich progress bar on a terminal; use as a context manager around the cycle."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -192,7 +202,7 @@ class ProgressObserver:
         self._progress.update(self._task, total=len(plan.jobs), description="testing")
 
     def job_started(self, index: int, job: PlannedJob) -> None:
-        self._progress.update(self._task, description=escape(_job_label(job)))
+        self._progress.update(self._task, description=_inert(_job_label(job), 1000))
 
     def job_finished(self, index: int, result: JobResult) -> None:
         self._progress.advance(self._task)
@@ -200,17 +210,21 @@ class ProgressObserver:
 
 def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> None:
     """Print the configured pipelines as ``validate`` sees them."""
+    from rich.table import Table
+
     table = Table(title=f"{sum(p.tested for p in pipelines)} pipelines to test")
     for column in ("name", "route", "body", "model field", "test file", "timeout", "tested"):
         table.add_column(column)
     for p in pipelines:
-        table.add_row(escape(p.name), p.route, p.content_type, p.model_field, escape(str(p.asset or "-")),
+        table.add_row(_inert(p.name), p.route, p.content_type, p.model_field, _inert(str(p.asset or "-")),
                       f"{p.timeout:g} s", "yes" if p.tested else "no: live video needs a liveVideo block")  # fmt: skip
     console.print(table)
 
 
 def render_inventory(inventory: Inventory, folder: Path, console: Console) -> None:
     """Print what a state directory holds, owes and had refused."""
+    from rich.table import Table
+
     console.print(f"state directory {folder}")
     for title, rows in (("held by the health gate", inventory.held), ("waiting for delivery", inventory.waiting)):
         table = Table(title=f"{len(rows)} row(s) {title}")
@@ -225,7 +239,7 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
     for column in ("file", "message"):
         table.add_column(column, overflow="fold")
     for rejected in inventory.rejected:
-        table.add_row(escape(str(rejected.path)), _inert(rejected.message, 600))
+        table.add_row(_inert(str(rejected.path)), _inert(rejected.message, 600))
     console.print(table)
 
 
@@ -235,6 +249,8 @@ def _when(timestamp: int) -> str:
 
 def render_plan(plan: Plan, console: Console) -> None:
     """Print what a cycle would run, for ``--dry-run``: every job, or past a screenful the first ones and a roll-up."""
+    from rich.table import Table
+
     jobs = plan.jobs
     title = f"Plan: {len(jobs)} jobs on {len(plan.orchestrators)} orchestrators"
     if len(jobs) > SCREENFUL:
@@ -260,6 +276,8 @@ def render_plan(plan: Plan, console: Console) -> None:
 
 def _render_by_model(jobs: Iterable[tuple[PlannedJob, JobResult | None]], console: Console, *, title: str) -> None:
     """One row per pipeline and model: how many jobs, on how many orchestrators, and how they ended."""
+    from rich.table import Table
+
     groups: dict[tuple[str, str], list[tuple[PlannedJob, JobResult | None]]] = defaultdict(list)
     for job, result in jobs:
         groups[(job.capability, job.model)].append((job, result))
@@ -285,6 +303,8 @@ def _render_by_model(jobs: Iterable[tuple[PlannedJob, JobResult | None]], consol
 
 
 def _render_skipped(plan: Plan, console: Console) -> None:
+    from rich.table import Table
+
     if not plan.skipped:
         return
     if len(plan.skipped) <= SCREENFUL:
@@ -312,6 +332,8 @@ def _render_skipped(plan: Plan, console: Console) -> None:
 
 def render_summary(report: CycleReport, console: Console) -> None:
     """Print the per-job table, the per-orchestrator roll-up, the skipped offers and the totals."""
+    from rich.table import Table
+
     scores = score_cycle(report.results)
     shown = report.results
     title = f"Region {report.region}: {len(report.results)} jobs"
@@ -413,6 +435,8 @@ def _live_timing(stats: LiveStats) -> str:
 
 
 def _render_rollup(rollups: Sequence[Rollup], console: Console) -> None:
+    from rich.table import Table
+
     if not rollups:
         return
     title = "Per orchestrator (the leaderboard's formula over this cycle)"

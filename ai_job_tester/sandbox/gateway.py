@@ -74,6 +74,7 @@ class SimGateway:
         self.on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash this gateway
         self.webhook_seconds: list[float] = []  # each webhook call, as this gateway saw it
         self.handled: list[HandledJob] = []  # each routed job, from request to reply written
+        self.first_discovery_at: float | None = None  # perf_counter of the first registeredOrchestrators request
         self._local = threading.local()
         self.live = LiveRouter(self.orchestrators)
         self.media_delay = 0.0  # seconds before a media download answers
@@ -169,6 +170,8 @@ class _CliHandler(QuietHandler):
         gateway = _owner(self)
         path = urlsplit(self.path).path
         if path == "/registeredOrchestrators":
+            if gateway.first_discovery_at is None:
+                gateway.first_discovery_at = time.perf_counter()
             self.reply_json(200, [_registered(orch) for orch in gateway.orchestrators])
         elif path == "/getOrchestratorAICapabilities" and gateway.capability_api == "ai":
             self.reply_json(200, {"orchestrators": [_ai_caps(orch) for orch in gateway.listed()]})
