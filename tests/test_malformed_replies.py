@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from ai_job_tester.domain.media import MediaKind, MediaTarget
 from ai_job_tester.domain.outcome import Outcome, TransportFault, classify
+from ai_job_tester.network import media
 from ai_job_tester.network.jobs import PreparedJob, send
 from ai_job_tester.network.transport import StdlibTransport
 
@@ -132,3 +134,14 @@ def test_a_dripping_peer_costs_at_most_the_jobs_timeout(peer: Callable[[Serve], 
     verdict = classify("text-to-image", exchange)  # type: ignore[arg-type]
     assert verdict.error_code == "TIMEOUT"
     assert elapsed < 0.6 + 0.5  # the deadline, plus scheduling slack on a busy machine
+
+
+def test_a_dripping_media_server_costs_the_output_check_at_most_its_timeout(
+    peer: Callable[[Serve], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(media, "MEDIA_TIMEOUT_SECONDS", 0.6)
+    url = peer(_drip(OK + b"Content-Length: 500\r\n\r\n" + b"x" * 500, 0.05))
+    with httpx.Client(transport=StdlibTransport()) as client:
+        fetched = media.fetch(client, url, MediaTarget("/stream/out.png", MediaKind.IMAGE))
+    assert fetched.error is not None and "Timeout" in fetched.error
+    assert fetched.seconds < 0.6 + 0.5
