@@ -25,6 +25,8 @@ most the deadline, never the per-read timeout again and again.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import http.client
 import io
 import select
@@ -45,22 +47,45 @@ _ConnectionKey = tuple[str, str, int]
 # recvmsg carries the kernel's CLOCK_REALTIME stamp of the last packet it read.
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@ll")
-_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+# Room for SCM_TIMESTAMPNS and, should the socket report them too, SCM_TIMESTAMPING's three stamps.
+_ANCILLARY_SIZE = (
+    socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+)
+# SO_TIMESTAMPING asks for transmit stamps: the first request bytes' entry into the kernel's
+# packet scheduler (TX_SCHED) and their hand-over to the device (TX_SOFTWARE), reported as
+# software stamps only (SOFTWARE | OPT_TSONLY), for the first send of each request alone.
+_SO_TIMESTAMPING = 37
+_TX_STAMPS = struct.pack("@I", (1 << 1) | (1 << 8))  # SOF_TIMESTAMPING_TX_SOFTWARE | TX_SCHED
+_TX_REPORTING = (1 << 4) | (1 << 11)  # SOF_TIMESTAMPING_SOFTWARE | OPT_TSONLY
+_ERRQUEUE_ANCILLARY = 512
 
 
 class WireClock:
     """When the request's first byte went to the kernel and the reply's latest bytes arrived, on ``perf_counter``."""
 
-    __slots__ = ("first_sent", "kernel_stamped", "last_received")
+    __slots__ = ("first_sent", "kernel_sent", "kernel_stamped", "last_received", "sent_stamp_pending")
 
     def __init__(self) -> None:
         self.first_sent: float | None = None
         self.last_received: float | None = None
         self.kernel_stamped = False  # whether last_received came from the kernel
+        self.kernel_sent = False  # whether first_sent came from the kernel
+        self.sent_stamp_pending = False  # the kernel was asked for a transmit stamp not yet read
 
     def sending(self) -> None:
         if self.first_sent is None:
             self.first_sent = time.perf_counter()
+
+    def sent_by_kernel(self, kernel_ns: int | None) -> None:
+        """Move the start to the kernel's transmit stamp: a wait for the interpreter between
+        the user-space stamp and the system call (another lane) is then left out too."""
+        self.sent_stamp_pending = False
+        if kernel_ns is None or self.first_sent is None:
+            return
+        now = time.perf_counter()
+        sent = now - (time.time_ns() - kernel_ns) / 1e9
+        if self.first_sent <= sent <= now:
+            self.first_sent, self.kernel_sent = sent, True
 
     def received(self, kernel_ns: int | None) -> None:
         now = time.perf_counter()
@@ -116,6 +141,8 @@ class _Body(httpx.SyncByteStream):
         # At the end of a Content-Length body http.client leaves the socket open, as keep-alive wants.
         finished = self._response.isclosed() or self._response.length == 0
         self._response.close()
+        if finished and self._conn.kernel_stamps and self._conn.sock is not None:
+            _sent_stamp(self._conn.sock)  # a late stamp left queued would look like a close to the idle check
         if finished and not self._response.will_close:
             self._transport._release(self._key, self._conn)
         else:
@@ -133,9 +160,26 @@ class _Connection(http.client.HTTPConnection):
         self.kernel_stamps = _enable_kernel_stamps(self.sock)
 
     def send(self, data: Any) -> None:
-        if self.clock is not None:
-            self.clock.sending()
-        super().send(data)
+        clock = self.clock
+        if clock is None or clock.first_sent is not None:
+            super().send(data)
+            return
+        clock.sending()
+        if not (self.kernel_stamps and self.sock is not None and isinstance(data, bytes | bytearray)):
+            super().send(data)
+            return
+        try:
+            # The first byte alone: TCP stamps the LAST byte of a stamped send, and a large first
+            # send (headers with a JSON body) would otherwise move the start past its own upload.
+            sent = self.sock.sendmsg([data[:1]], [(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)])
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: a kernel that takes no per-call stamp request; nothing sent
+                raise
+            super().send(data)
+            return
+        clock.sent_stamp_pending = True
+        if sent < len(data):
+            self.sock.sendall(memoryview(data)[sent:])
 
 
 class _TlsConnection(http.client.HTTPSConnection):
@@ -155,7 +199,31 @@ def _enable_kernel_stamps(sock: socket.socket | None) -> bool:
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     except OSError:
         return False
+    with contextlib.suppress(OSError):  # without it, the start stays the user-space stamp
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_REPORTING)
     return True
+
+
+def _sent_stamp(sock: socket.socket) -> int | None:
+    """Drain the socket's error queue of transmit stamps; return the earliest, in ns of wall clock."""
+    earliest: int | None = None
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)  # with a timeout, Python would first wait for the socket to be readable
+    try:
+        for _ in range(8):
+            try:
+                _, ancillary, _, _ = sock.recvmsg(0, _ERRQUEUE_ANCILLARY, socket.MSG_ERRQUEUE)
+            except OSError:  # BlockingIOError: the queue is empty
+                break
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPING and len(data) >= _TIMESPEC.size:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                    stamp = int(seconds) * 1_000_000_000 + int(nanoseconds)
+                    if stamp and (earliest is None or stamp < earliest):
+                        earliest = stamp
+    finally:
+        sock.settimeout(timeout)
+    return earliest
 
 
 class StdlibTransport(httpx.BaseTransport):
@@ -289,8 +357,11 @@ class _WireReader(io.RawIOBase):
                 self._clock.received(None)
             return count
         count, ancillary, _, _ = self._sock.recvmsg_into([buffer], _ANCILLARY_SIZE)
-        if count and self._clock is not None:
-            self._clock.received(_kernel_ns(ancillary))
+        clock = self._clock
+        if count and clock is not None:
+            if clock.sent_stamp_pending:  # the request is out: its transmit stamps are queued by now
+                clock.sent_by_kernel(_sent_stamp(self._sock))
+            clock.received(_kernel_ns(ancillary))
         return count
 
 

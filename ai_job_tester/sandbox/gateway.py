@@ -199,7 +199,7 @@ class _JobHandler(QuietHandler):
             self.reply(200, data, "application/octet-stream")
 
     def do_POST(self) -> None:  # noqa: N802
-        received = time.perf_counter()
+        received = self.arrival()  # the service time starts when the request reached this gateway
         gateway = _owner(self)
         route = urlsplit(self.path).path.strip("/")
         body = self.read_body()
