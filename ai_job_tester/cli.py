@@ -226,7 +226,7 @@ def validate(
     console = stdout_console()
     try:
         loaded = load_config(config, environ=os.environ)
-        render_pipelines(summarise(loaded), console)
+        render_pipelines(summarise(loaded, has_ffmpeg=shutil.which("ffmpeg") is not None), console)
         lines = check_online(loaded) if online else []
     except TesterError as exc:
         raise _fail(exc) from None

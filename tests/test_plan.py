@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ai_job_tester.config import load_config
 from ai_job_tester.domain.discovery import ModelOffer, Orchestrator
-from ai_job_tester.domain.plan import Filters, Pipeline, Variant, build_plan
+from ai_job_tester.domain.plan import NO_LIVE_BLOCK, Filters, Pipeline, Variant, build_plan
 
 from .conftest import GO_CONFIG
 
@@ -69,7 +69,7 @@ def test_a_live_offer_becomes_one_job_per_prompt_variant_when_live_video_is_set_
     live = Pipeline("Live", "live-video-to-video", "application/json", {}, "model_id", "image", None, 120.0,
                     is_live=True, variants=(Variant("a"), Variant("b", "high")))  # fmt: skip
     offers = {"0xaaaa": (ModelOffer("Live video to video", "comfyui", True, capacity=1),)}
-    jobs = build_plan([A], offers, [live], live=True).jobs
+    jobs = build_plan([A], offers, [live], live_blocked=None).jobs
     assert [(j.model, j.variant.id if j.variant else None) for j in jobs] == [("comfyui", "a"), ("comfyui", "b")]
-    skipped = build_plan([A], offers, [live], live=False).skipped
+    skipped = build_plan([A], offers, [live], live_blocked=NO_LIVE_BLOCK).skipped
     assert [s.reason for s in skipped] == ["live video needs a liveVideo block in the config"]

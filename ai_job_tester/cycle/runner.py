@@ -20,7 +20,7 @@ import httpx
 from ..config import Config
 from ..domain.delivery import Delivered
 from ..domain.discovery import merge_live_offers
-from ..domain.plan import Filters, Plan, PlannedJob, build_plan
+from ..domain.plan import NO_FFMPEG, Filters, Plan, PlannedJob, build_plan, live_blocker
 from ..domain.rotation import rotation_order
 from ..errors import GatewayUnreachable, LeaderboardRegionError
 from ..network.gateway import GatewayCli
@@ -195,11 +195,11 @@ class _Cycle:
             # The capabilities query discovers live through the webhook: it must list everyone.
             lane.idle(everyone)
         offers = gateway.offers()
-        live = self._live_enabled()
-        if live:  # live selectors, with their idle capacity, come from mainline's network view
+        blocked = self._live_blocked()
+        if blocked is None:  # live selectors, with their idle capacity, come from mainline's network view
             offers = merge_live_offers(offers, gateway.live_offers())
         pipelines = self.config.pipeline_specs()
-        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live=live)
+        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live_blocked=blocked)
         if not plan.jobs:
             log.warning(
                 "nothing to test: the gateway listed %d orchestrators, and none offers a pipeline this config "
@@ -208,13 +208,13 @@ class _Cycle:
             )
         return plan, everyone
 
-    def _live_enabled(self) -> bool:
-        if self.config.live_video is None or not any(p.is_live for p in self.config.pipelines):
-            return False
-        if shutil.which("ffmpeg") is None:
+    def _live_blocked(self) -> str | None:
+        blocked = live_blocker(
+            has_block=self.config.live_video is not None, has_ffmpeg=shutil.which("ffmpeg") is not None
+        )
+        if blocked == NO_FFMPEG and any(p.is_live for p in self.config.pipelines):
             log.warning("live video tests are skipped: ffmpeg is not installed")
-            return False
-        return True
+        return blocked
 
     def _run_live(self, jobs: list[tuple[int, PlannedJob]]) -> None:
         """Live jobs go through the first lane whose gateway is still healthy; with none, they are not run."""

@@ -164,12 +164,12 @@ class ProgressObserver:
 
 def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> None:
     """Print the configured pipelines as ``validate`` sees them."""
-    table = Table(title=f"{sum(p.tested for p in pipelines)} pipelines to test")
+    table = Table(title=f"{sum(p.not_tested is None for p in pipelines)} pipelines to test")
     for column in ("name", "route", "body", "model field", "test file", "timeout", "tested"):
         table.add_column(column)
     for p in pipelines:
         table.add_row(escape(p.name), p.route, p.content_type, p.model_field, escape(str(p.asset or "-")),
-                      f"{p.timeout:g} s", "yes" if p.tested else "no: live video needs a liveVideo block")  # fmt: skip
+                      f"{p.timeout:g} s", "yes" if p.not_tested is None else f"no: {p.not_tested}")  # fmt: skip
     console.print(table)
 
 
