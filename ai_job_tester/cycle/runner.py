@@ -78,8 +78,14 @@ def run_cycle(
         lanes = []
         for number, gateway in enumerate(config.lanes, 1):
             hook = webhook if number == 1 and webhook is not None else None
+            if hook is not None:
+                hook.use_token(config.webhook_token_value)  # bound before the config was known
             hook = hook or stack.enter_context(
-                Webhook.bind(gateway.internal_web_server_address, gateway.internal_web_server_port)
+                Webhook.bind(
+                    gateway.internal_web_server_address,
+                    gateway.internal_web_server_port,
+                    token=config.webhook_token_value,
+                )
             )
             # The measured requests go through the lean transport (see transport.py).
             lane_transport = transport or StdlibTransport(verify=config.verify_tls)
