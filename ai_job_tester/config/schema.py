@@ -224,6 +224,10 @@ class Config(_Strict):
     verify_tls: bool = Field(default=True, alias="verifyTls")
     capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=MAX_CAPTURE_BYTES, alias="captureLimitBytes")
     health_gate_orchestrators: int = Field(default=5, ge=0, le=MAX_GATE_ORCHESTRATORS, alias="healthGateOrchestrators")
+    # The leaderboard scores a row by its arrival: one that waited out a long outage would count as
+    # today's measurement. Six hours is three default cycles: late enough for a short outage, and
+    # still inside the 24 h window the leaderboard averages over.
+    max_row_age_seconds: float = Field(default=6 * 3600, ge=60, le=30 * 24 * 3600, alias="maxRowAgeSeconds")
     live_video: LiveVideoConfig | None = Field(default=None, alias="liveVideo")
     # Accepted so that the Go tester's later files keep loading; not used by this tester.
     logger: dict[str, Any] | None = None

@@ -30,9 +30,11 @@ from ..network.webhook import Webhook
 from ..output.report import CycleReport
 from ..storage import rotation
 from ..storage.outbox import HELD_JOURNAL, Outbox
+from ..storage.regions import confirmed_ai_region, remember_ai_region
 from ..storage.state import CycleLock, default_state_dir, prepare_state_dir
 from .courier import Courier
 from .dispatch import Dispatch
+from .interrupts import Interrupted
 from .lane import Lane
 from .lanes import run_lanes
 from .live import run_live
@@ -42,7 +44,10 @@ from .schedule import Scheduler
 
 log = logging.getLogger("ai_job_tester")
 
-INTERRUPTED_FLUSH_SECONDS = 5.0
+INTERRUPT_DEADLINE_SECONDS = 5.0
+"""From SIGINT/SIGTERM to the summary: rows already stored get what is left of it to be posted."""
+
+_SUMMARY_MARGIN_SECONDS = 0.5  # of the deadline, kept for printing the summary and exiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,7 @@ class _Cycle:
         self.courier: Courier | None = None
         if options.post and not options.dry_run:
             board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)
-            self.courier = Courier(board, outbox)
+            self.courier = Courier(board, outbox, max_age=config.max_row_age_seconds)
         gate = config.health_gate_orchestrators
         dispatch = Dispatch(self.courier, held, region=config.region, gate_orchestrators=gate)
         self.recorder = Recorder(dispatch, rotation.load(state_dir))
@@ -136,10 +141,17 @@ class _Cycle:
 
     def run(self) -> CycleReport:
         started = time.time()
-        earlier = Delivered()
         if self.courier is not None:
             self._check_region(self.courier)
-            earlier = self._flush(self.courier)
+            self.courier.start()  # rows earlier runs left go first, while discovery runs
+            self.courier.queue_waiting("earlier")
+        try:
+            return self._run(started)
+        finally:
+            if self.courier is not None:
+                self.courier.close()
+
+    def _run(self, started: float) -> CycleReport:
         plan, everyone = self._discover()
         order = rotation_order(plan.jobs, self.recorder.last_tested)
         self.observer.planned(plan)
@@ -148,15 +160,20 @@ class _Cycle:
             return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
         recorder = self.recorder
         batch = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=self.deadline)
-        run_lanes(self.lanes, batch, everyone, recorder, self.observer)
-        live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
-        if live_jobs and recorder.going:
-            self._run_live(live_jobs)
-        with recorder.lock:  # a lane abandoned by a signal may still be inside; it will not get further
-            results = recorder.complete(plan, budget_spent=self._budget_spent())
+        try:
+            run_lanes(self.lanes, batch, everyone, recorder, self.observer)
+            live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
+            if live_jobs and recorder.going:
+                self._run_live(live_jobs)
+        except Interrupted as exc:  # between two steps: the same as during one
+            recorder.interrupted = recorder.interrupted or exc
+        with recorder.lock:  # a lane abandoned by a signal may still be running; it records nothing more
             held_back = recorder.dispatch.finish(recorder.results, conclusive=recorder.going)
-            rotation.save(self.state_dir, recorder.last_tested)
-            late = self._flush(self.courier) if self.courier is not None else Delivered()
+        self._deliver_the_rest()
+        with recorder.lock:
+            results = recorder.complete(plan, budget_spent=self._budget_spent())
+        rotation.save(self.state_dir, recorder.last_tested)
+        courier = self.courier
         return CycleReport(
             region=self.config.region,
             started_at=started,
@@ -166,10 +183,11 @@ class _Cycle:
             stopped=recorder.stopped,
             posting=self.courier is not None,
             interrupted=None if recorder.interrupted is None else recorder.interrupted.signum,
-            earlier_rows=earlier,
-            late_rows=late,
-            undelivered=self.outbox.count() if self.courier is not None else 0,
-            posting_stopped=None if self.courier is None else self.courier.stopped,
+            earlier_rows=Delivered() if courier is None else courier.counts["earlier"],
+            late_rows=Delivered() if courier is None else courier.counts["late"],
+            undelivered=self.outbox.count() if courier is not None else 0,
+            retired=0 if courier is None else courier.retired,
+            posting_stopped=None if courier is None else courier.stopped,
             held_back=held_back,
             lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
         )
@@ -217,18 +235,45 @@ class _Cycle:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _check_region(self, courier: Courier) -> None:
+        region = self.config.region
         regions = courier.leaderboard.ai_regions()
         if regions is None:
-            log.warning("could not read the leaderboard's regions; going on without checking %r", self.config.region)
-        elif self.config.region not in regions:
+            if confirmed_ai_region(self.state_dir, region):
+                log.warning("could not read the leaderboard's regions; %s was an AI region before: posting", region)
+                return
+            courier.stop_posting(
+                f"the leaderboard's regions could not be read and no earlier run confirmed {region} as an AI "
+                "region (a transcoding-only region drops AI rows silently): rows wait in the outbox"
+            )
+            log.error("%s", courier.stopped)
+        elif region not in regions:
             raise LeaderboardRegionError(
-                f"region {self.config.region!r} is not an AI region on the leaderboard, which would drop every "
+                f"region {region!r} is not an AI region on the leaderboard, which would drop every "
                 f"row; its AI regions are: {', '.join(regions) or 'none'}"
             )
+        else:
+            remember_ai_region(self.state_dir, region)
 
-    def _flush(self, courier: Courier) -> Delivered:
-        deadline = time.monotonic() + INTERRUPTED_FLUSH_SECONDS if self.recorder.interrupted else None
-        result = courier.flush(deadline=deadline)
-        if result.delivered or result.rejected:
-            log.info("outbox: delivered %d waiting rows, %d rejected", result.delivered, result.rejected)
-        return result
+    def _deliver_the_rest(self) -> None:
+        """Wait for the courier's last answers: without limit normally, within the deadline after a signal."""
+        courier, recorder = self.courier, self.recorder
+        if courier is None:
+            return
+        try:
+            drained = courier.drain(self._interrupt_deadline())
+            # This run's leftovers get one more try.
+            if drained and recorder.going and courier.stopped is None and courier.queue_waiting("late"):
+                courier.drain(self._interrupt_deadline())
+        except Interrupted as exc:  # the signal came while the last rows were being posted
+            recorder.interrupted = recorder.interrupted or exc
+            courier.drain(self._interrupt_deadline())
+        late = courier.counts["late"]
+        if late.delivered or late.rejected:
+            log.info("outbox: delivered %d waiting rows on the closing retry, %d rejected", late.delivered,
+                     late.rejected)  # fmt: skip
+
+    def _interrupt_deadline(self) -> float | None:
+        interrupted = self.recorder.interrupted
+        if interrupted is None:
+            return None
+        return interrupted.at + INTERRUPT_DEADLINE_SECONDS - _SUMMARY_MARGIN_SECONDS

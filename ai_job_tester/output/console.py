@@ -108,7 +108,7 @@ class LogObserver:
         rtt = f"{result.round_trip:.3f}s" if result.round_trip is not None else "-"
         detail = f" {result.verdict.error_code or ''} {result.verdict.message}".rstrip()
         post = ""
-        if result.delivery is not None and not result.delivery.delivered:
+        if result.delivery is not None and not result.delivery.delivered and not result.delivery.queued:
             post = f" (not posted: {result.delivery.message})"
         extra = {
             **_job_fields(result.job),
@@ -292,6 +292,8 @@ def _delivery_lines(report: CycleReport) -> list[str]:
             f"[red]{report.rows_rejected} row(s) rejected by the leaderboard (HTTP 400)[/]: "
             "see rejected/ in the state directory"
         )
+    if report.retired:
+        lines.append(f"[yellow]{report.retired} row(s) too old to count as current were retired[/] to archive.jsonl")
     if report.undelivered:
         lines.append(f"[red]{report.undelivered} row(s) wait in the outbox[/] and will be sent first by the next run")
     return lines
