@@ -252,6 +252,10 @@ BAD_FILES = {
     "not UTF-8": (b'{"region": "\xff\xfe"}', "the config file is not UTF-8 text (byte 13 is invalid)"),
     "100,000 nested lists": (b"[" * 100_000, "the config file nests lists or objects too deeply"),
     "100,000 nested objects": (b'{"a":' * 100_000, "the config file nests lists or objects too deeply"),
+    "parameters 100 levels deep": (
+        _file(pipeline={"parameters": json.loads("[" * 100 + "]" * 100)}),
+        "the config nests lists or objects more than 64 levels deep",
+    ),
     "over 10 MiB": (b" " * (10 * 1024 * 1024 + 1), "the config file is larger than 10 MiB"),
     "empty": (b"", "invalid JSON at line 1, column 1: Expecting value"),
     "not an object": (b"[]", "the config must be a JSON object"),

@@ -26,6 +26,23 @@ SECRET_VARIABLES = {
 MAX_CONFIG_BYTES = 10 * 1024 * 1024
 """A config file larger than this is refused before it is parsed."""
 
+MAX_NESTING = 64
+"""How deep lists and objects may nest: job parameters are re-encoded for every job."""
+
+
+def _too_deep(raw: Any) -> bool:
+    level: list[Any] = [raw]
+    for _ in range(MAX_NESTING + 1):
+        level = [
+            child
+            for value in level
+            if isinstance(value, (dict, list))
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+        if not level:
+            return False
+    return True
+
 
 class _NotFinite(ValueError):
     pass
@@ -85,6 +102,8 @@ def parse_config(raw: Any, *, source: Path, environ: Mapping[str, str] | None = 
     """Validate already-decoded JSON; relative asset paths resolve against the file's folder."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a JSON object")
+    if _too_deep(raw):
+        raise ConfigError(f"{source}: the config nests lists or objects more than {MAX_NESTING} levels deep")
     from_environment = {}
     for variable, key in SECRET_VARIABLES.items():
         value = (environ or {}).get(variable)
