@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from ai_job_tester.config import parse_config
 from ai_job_tester.cycle import RunOptions, run_cycle
+from ai_job_tester.domain.outcome import Outcome
 from ai_job_tester.errors import WebhookPortInUse
 from ai_job_tester.network import webhook as webhook_module
 from ai_job_tester.network.webhook import MAX_CONNECTIONS_PER_ADDRESS, Webhook
@@ -260,3 +263,30 @@ def test_a_gateway_started_without_the_token_leaves_jobs_unrouted_and_says_why(
     run_cycle(config, RunOptions(post=False), webhook=hook)
     assert hook.requests == 0 and hook.uncounted > 0
     assert hook.uncounted_hint() is not None
+
+
+def test_a_poller_on_the_webhook_port_cannot_make_a_mainline_gateways_jobs_look_routed(
+    start_network: Callable[..., SimNetwork],
+) -> None:
+    """Issue #14: anything polling /orchestrators used to count as the gateway's proof of routing."""
+    network = start_network(demo_orchestrators()[:2], tester_mode=False)  # caches the webhook's answer
+    hook = Webhook.bind("127.0.0.1", 0)
+    config = parse_config(network.tester_config(webhook_port=hook.port), source=Path("sim"))
+    stop = threading.Event()
+
+    def poll() -> None:  # a health check or a port scanner, as fast as it can
+        with httpx.Client() as client:
+            while not stop.is_set():
+                with contextlib.suppress(httpx.HTTPError):  # the cycle closes the webhook at its end
+                    client.get(f"http://127.0.0.1:{hook.port}/orchestrators")
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        report = run_cycle(config, RunOptions(), webhook=hook)
+    finally:
+        stop.set()
+        poller.join()
+    assert hook.uncounted > 0
+    assert network.leaderboard.rows == []  # nothing attributed to an orchestrator it may not have run on
+    assert all(result.outcome is Outcome.UNROUTED or result.outcome is Outcome.NOT_RUN for result in report.results)
