@@ -112,7 +112,7 @@ def test_with_a_token_only_the_gateways_requests_count(caplog: pytest.LogCapture
         assert (hook.requests, hook.uncounted) == (2, 4)
     hint = hook.uncounted_hint()
     assert hint is not None and hint.startswith("4 webhook request(s) arrived without the webhook token")
-    assert "-orchWebhookUrl http://<tester>:<port>/orchestrators/<webhookToken>" in hint
+    assert f"-orchWebhookUrl http://<tester>:{hook.port}/orchestrators/<webhookToken>" in hint
     assert "without the webhook token was answered, not counted" in caplog.text
     assert TOKEN not in caplog.text + hint
 

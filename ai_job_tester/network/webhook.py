@@ -56,8 +56,9 @@ MAX_CONNECTIONS_PER_ADDRESS = 32
 _REAP_EVERY = 0.25
 _PATH_SLASH = PATH_BYTES + b"/"
 
-TOKEN_URL = f"-orchWebhookUrl http://<tester>:<port>{PATH}/<webhookToken>"
-"""The gateway flag, as an operator is told it (the token itself is never printed)."""
+def gateway_flag(port: int | str = "<port>") -> str:
+    """The gateway flag, as an operator is told it (the token itself is never printed)."""
+    return f"-orchWebhookUrl http://<tester>:{port}{PATH}/<webhookToken>"
 
 
 def _response(addresses: Iterable[str]) -> bytes:
@@ -293,7 +294,7 @@ class Webhook:
             log.warning(
                 "webhook on %s:%s has no webhookToken: anything that can reach it can forge proof of routing; "
                 "set webhookToken (or WEBHOOK_TOKEN) and start the gateway with %s",
-                host, hook.port, TOKEN_URL,
+                host, hook.port, gateway_flag(hook.port),
             )  # fmt: skip
         return hook
 
@@ -322,7 +323,7 @@ class Webhook:
             return None
         return (
             f"{count} webhook request(s) arrived without the webhook token and were not counted: "
-            f"start the gateway with {TOKEN_URL}"
+            f"start the gateway with {gateway_flag(self.port)}"
         )
 
     def show(self, service_uris: Iterable[str]) -> None:
