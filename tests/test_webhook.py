@@ -212,7 +212,27 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(monkeypatch: 
         Webhook.bind("127.0.0.1", 0, token=TOKEN) as hook,
         socket.create_connection(("127.0.0.1", hook.port), timeout=10) as conn,
     ):
+        conn.sendall(f"GET /orchestrators/{TOKEN} HTTP/1.1\r\n\r\n".encode())
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
         assert conn.recv(1) == b""  # closed by the webhook, not by this test's timeout
+
+
+def test_only_the_gateways_connections_are_kept_idle_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that never made a counted request holds its slot no longer than a request head."""
+    monkeypatch.setattr(webhook_module, "HEAD_SECONDS", 0.3)
+    with (
+        Webhook.bind("127.0.0.1", 0, token=TOKEN) as hook,
+        socket.create_connection(("127.0.0.1", hook.port), timeout=10) as gateway,
+        socket.create_connection(("127.0.0.1", hook.port), timeout=10) as silent,
+        socket.create_connection(("127.0.0.1", hook.port), timeout=10) as poller,
+    ):
+        gateway.sendall(f"GET /orchestrators/{TOKEN} HTTP/1.1\r\n\r\n".encode())
+        poller.sendall(b"GET /orchestrators HTTP/1.1\r\n\r\n")
+        assert gateway.recv(4096).startswith(b"HTTP/1.1 200") and poller.recv(4096).startswith(b"HTTP/1.1 200")
+        assert silent.recv(1) == b"" and poller.recv(1) == b""  # both cut after the head deadline…
+        gateway.sendall(f"GET /orchestrators/{TOKEN} HTTP/1.1\r\n\r\n".encode())
+        assert gateway.recv(4096).startswith(b"HTTP/1.1 200")  # …while the gateway's is still open
+        assert (hook.requests, hook.uncounted) == (2, 1)
 
 
 def test_a_flood_of_connections_from_one_address_cannot_starve_the_gateway() -> None:

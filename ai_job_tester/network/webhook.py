@@ -16,8 +16,9 @@ other than loopback logs a warning.
 Whatever reaches the port is untrusted, so the server is bounded: a request head of
 at most ``MAX_HEADERS`` lines of ``MAX_LINE`` bytes, read within ``HEAD_SECONDS`` of
 its first byte; a body of at most ``MAX_BODY`` bytes (the gateway sends none); an idle
-keep-alive connection kept ``IDLE_SECONDS``; at most ``MAX_CONNECTIONS`` open, and
-``MAX_CONNECTIONS_PER_ADDRESS`` from one address. The time limits cost the hot path
+keep-alive connection kept ``IDLE_SECONDS`` once it made a counted request, else only
+``HEAD_SECONDS`` (silent connections cannot hold the slots); at most
+``MAX_CONNECTIONS`` open, and ``MAX_CONNECTIONS_PER_ADDRESS`` from one address. The time limits cost the hot path
 two dictionary writes: one reaper thread shuts down the sockets past their deadline.
 """
 
@@ -92,9 +93,12 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         deadlines, conn = self.server.deadlines, self.connection
+        self.proven = False  # has this connection made a counted request?
         try:
             while True:
-                deadlines[conn] = time.monotonic() + IDLE_SECONDS
+                # Only the gateway's connections are kept idle long (its Go client reuses them);
+                # one that never sent a counted request gets no longer than a request head.
+                deadlines[conn] = time.monotonic() + (IDLE_SECONDS if self.proven else HEAD_SECONDS)
                 if not self.rfile.peek(1):  # the client closed, or the reaper did
                     return
                 deadlines[conn] = time.monotonic() + HEAD_SECONDS  # from the request's first byte
@@ -142,6 +146,7 @@ class _Handler(socketserver.StreamRequestHandler):
             server = self.server
             if hmac.compare_digest(path, server.counted_path):
                 server.hits.add()
+                self.proven = True
             else:
                 server.uncounted.add()
                 if log.isEnabledFor(logging.DEBUG):
