@@ -12,9 +12,10 @@ What each answer means:
 refused, timeout, 5xx          the row stays and its failed attempts are counted; a
                                row refused ``DEAD_AFTER`` times (across runs) while the
                                leaderboard took other rows is set aside in ``rejected/``
-                               (dead-lettered); ``GIVE_UP_AFTER`` failures in a row of
-                               rows that are not already suspects stop posting for this
-                               run: the leaderboard itself looks down
+                               (dead-lettered); after ``GIVE_UP_AFTER`` failures in a
+                               row of rows that are not already suspects, posting stops
+                               for this run if the leaderboard itself looks down (its
+                               regions do not answer either)
 older than ``max_age``         retired to ``archive.jsonl`` unsent: the leaderboard would
                                score it as a measurement taken when it arrives
 =============================  =====================================================
@@ -181,6 +182,12 @@ class Courier:
             return
         if delivery.status is None or not suspect:  # unreachable, or a fresh row refused
             self._failed_in_a_row += 1
-        if self._failed_in_a_row >= GIVE_UP_AFTER:
-            self.stop_posting(f"the leaderboard failed {GIVE_UP_AFTER} posts in a row ({delivery.message})")
-            log.error("%s; posting stopped, every row is kept in the outbox for the next run", self.stopped)
+        if self._failed_in_a_row < GIVE_UP_AFTER:
+            return
+        self._failed_in_a_row = 0
+        if delivery.status is not None and self.leaderboard.ai_regions() is not None:
+            log.warning("the leaderboard refused %d rows in a row but answers: going on; they are tried again later",
+                        GIVE_UP_AFTER)  # fmt: skip
+            return
+        self.stop_posting(f"the leaderboard failed {GIVE_UP_AFTER} posts in a row ({delivery.message})")
+        log.error("%s; posting stopped, every row is kept in the outbox for the next run", self.stopped)

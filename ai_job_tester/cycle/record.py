@@ -68,7 +68,7 @@ class Recorder:
         elif self.stopped is not None:
             why = f"the cycle stopped: {self.stopped}"
         else:
-            why = "the cycle stopped: every lane failed"
+            why = "not run: the gateway of its lane failed"
         deferred = budget_spent and self.going
         results = []
         for index, job in enumerate(plan.jobs):

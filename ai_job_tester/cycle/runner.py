@@ -22,7 +22,7 @@ from ..domain.delivery import Delivered
 from ..domain.discovery import merge_live_offers
 from ..domain.plan import Filters, Plan, PlannedJob, build_plan
 from ..domain.rotation import rotation_order
-from ..errors import LeaderboardRegionError
+from ..errors import GatewayUnreachable, LeaderboardRegionError
 from ..network.gateway import GatewayCli
 from ..network.leaderboard import Leaderboard
 from ..network.transport import StdlibTransport
@@ -206,6 +206,12 @@ class _Cycle:
             offers = merge_live_offers(offers, gateway.live_offers())
         pipelines = self.config.pipeline_specs()
         plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live=live)
+        if not plan.jobs:
+            log.warning(
+                "nothing to test: the gateway listed %d orchestrators, and none offers a pipeline this config "
+                "tests (or the filters left none); see the skipped offers below",
+                len(orchestrators),
+            )
         return plan, everyone
 
     def _live_enabled(self) -> bool:
@@ -217,19 +223,26 @@ class _Cycle:
         return True
 
     def _run_live(self, jobs: list[tuple[int, PlannedJob]]) -> None:
+        """Live jobs go through the first lane whose gateway is still healthy; with none, they are not run."""
         settings = self.config.live_video
         assert settings is not None
-        gateway = self.lanes[0].gateway
-        run_live(
-            jobs,
-            settings=settings,
-            job_endpoint=gateway.broadcaster_job_endpoint,
-            cli=GatewayCli(self.client, gateway.broadcaster_cli_endpoint),
-            client=self.client,
-            recorder=self.recorder,
-            observer=self.observer,
-            budget_spent=self._budget_spent,
-        )
+        lane = next((lane for lane in self.lanes if lane.failed is None), None)
+        if lane is None:
+            return
+        try:
+            run_live(
+                jobs,
+                settings=settings,
+                job_endpoint=lane.gateway.broadcaster_job_endpoint,
+                cli=GatewayCli(self.client, lane.gateway.broadcaster_cli_endpoint),
+                client=self.client,
+                recorder=self.recorder,
+                observer=self.observer,
+                budget_spent=self._budget_spent,
+            )
+        except GatewayUnreachable as exc:
+            lane.failed = str(exc)
+            log.error("lane %d stops: %s; the live jobs left are not run", lane.number, exc)
 
     def _budget_spent(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline

@@ -185,7 +185,13 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
             table.add_row(_when(row.timestamp), row.orchestrator, escape(row.pipeline), escape(row.model),
                           "passed" if row.success_rate else "failed", escape(error))  # fmt: skip
         console.print(table)
-    table = Table(title=f"{len(inventory.rejected)} row(s) rejected by the leaderboard")
+    table = Table(title=f"{len(inventory.archived)} row(s) retired unsent (too old to count as current)")
+    for column in ("time", "orchestrator", "pipeline", "model"):
+        table.add_column(column, overflow="fold")
+    for row in inventory.archived:
+        table.add_row(_when(row.timestamp), row.orchestrator, escape(row.pipeline), escape(row.model))
+    console.print(table)
+    table = Table(title=f"{len(inventory.rejected)} row(s) set aside: rejected by the leaderboard, or dead-lettered")
     for column in ("file", "message"):
         table.add_column(column, overflow="fold")
     for rejected in inventory.rejected:

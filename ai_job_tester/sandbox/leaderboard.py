@@ -72,6 +72,7 @@ class SimLeaderboard:
         self.dropped: list[StoredRow] = []
         self.rejected: list[tuple[int, str]] = []
         self.script: list[int] = []  # statuses to answer the next posts with, before judging them
+        self.refuse_models: set[str] = set()  # rows of these models hit a database constraint: 500 for ever
         self.serve_regions = True
         self.held = 0  # posts that arrived while held
         self._gate: threading.Event | None = None
@@ -137,6 +138,8 @@ class SimLeaderboard:
             return self._reject(400, "invalid region")
         if _has_nul(raw):
             return self._reject(500, NUL_REFUSED)  # PostgreSQL refuses it in JSONB, however often it comes
+        if row.model in self.refuse_models:
+            return self._reject(500, "ERROR: new row violates check constraint (SQLSTATE 23514)")
         if len(row.orchestrator) > MAX_ORCHESTRATOR:
             return self._reject(500, "ERROR: value too long for type character varying(56) (SQLSTATE 22001)")
         with self._lock:

@@ -63,7 +63,9 @@ class Outbox:
         _usable_file(self._journal)
         try:
             self._rejected.mkdir(parents=True, exist_ok=True)
+            self._unreadable: list[tuple[str, Any, str]] = []
             self._waiting = self._load()
+            self._set_aside_unreadable()
             self._compact()
             self._fd = os.open(self._journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
@@ -160,7 +162,10 @@ class Outbox:
                 entry = json.loads(line)
                 key = entry["id"]
                 if "row" in entry:
-                    waiting[key] = Parcel(key, _row_from(entry["row"]), int(entry.get("attempts", 0)))
+                    try:
+                        waiting[key] = Parcel(key, _row_from(entry["row"]), int(entry.get("attempts", 0)))
+                    except ValidationError as exc:  # whole, but not a row this version can post
+                        self._unreadable.append((key, entry["row"], str(exc).splitlines()[0]))
                 elif "failed" in entry and key in waiting:
                     waiting[key] = replace(waiting[key], attempts=waiting[key].attempts + 1)
                 else:
@@ -168,6 +173,11 @@ class Outbox:
             except (ValueError, KeyError, TypeError, ValidationError, RecursionError):
                 continue  # a line torn by a crash: its row had not been posted
         return waiting
+
+    def _set_aside_unreadable(self) -> None:
+        for key, raw, problem in self._unreadable:
+            document = {"rejected_at": int(time.time()), "message": f"could not be read back ({problem})", "row": raw}
+            _write_durably(self._rejected / f"{key}.json", json.dumps(document, indent=2).encode())
 
     def _compact(self) -> None:
         lines = b"".join(
