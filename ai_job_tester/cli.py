@@ -50,6 +50,7 @@ ConfigOption = Annotated[
         "--config",
         envvar="AI_JOB_TESTER_CONFIG",
         help="The config file (the Go tester's format works unchanged).",
+        readable=False,  # load_config reports an unreadable file in one Error: line, not click's box
     ),
 ]
 ReportOption = Annotated[
@@ -186,7 +187,9 @@ def demo(
 def outbox(
     config: Annotated[
         Optional[Path],
-        typer.Option("-f", "--config", envvar="AI_JOB_TESTER_CONFIG", help="Read stateDir from this config."),
+        typer.Option(
+            "-f", "--config", envvar="AI_JOB_TESTER_CONFIG", help="Read stateDir from this config.", readable=False
+        ),
     ] = None,
     state_dir: StateDirOption = None,
     release_held: Annotated[

@@ -43,3 +43,18 @@ def test_a_hostile_error_message_is_stored_shown_inert_and_never_crashes_the_run
     assert "\x00" not in message and "\x1b" not in message and len(message) <= 2048
     assert not any("FAKE 2026" in line and not line.startswith(("{", "20")) for line in result.stderr.splitlines())
     json.loads(report.read_text())  # the report stays valid JSON
+
+
+def test_a_gateway_started_without_the_webhook_token_is_told_which_flag_it_needs(
+    start_network: Callable[..., SimNetwork], write_config: Callable[..., Path]
+) -> None:
+    orchs = [
+        SimOrchestrator(f"0x{n:040x}", f"https://o{n}.sim", (SimModel("Text to image", "sdxl"),)) for n in (1, 2, 3)
+    ]
+    network = start_network(orchs, gateway_sends_token=False)
+    config = write_config(network.tester_config(webhook_port=free_port(), pipelines=T2I))
+    result: Any = CliRunner().invoke(app, ["run", "-f", str(config)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "arrived without the webhook token and were not counted" in result.stderr
+    assert "/orchestrators/<webhookToken>" in result.output  # the summary's stop line names the flag
+    assert network.leaderboard.rows == []  # nothing can be attributed, nothing is posted

@@ -20,6 +20,7 @@ import httpx
 from ..config import Config
 from ..domain.delivery import Delivered
 from ..domain.discovery import merge_live_offers
+from ..domain.outcome import Outcome
 from ..domain.plan import NO_FFMPEG, Filters, Plan, PlannedJob, build_plan, live_blocker
 from ..domain.rotation import rotation_order
 from ..errors import GatewayUnreachable, LeaderboardRegionError
@@ -83,8 +84,14 @@ def run_cycle(
         lanes = []
         for number, gateway in enumerate(config.lanes, 1):
             hook = webhook if number == 1 and webhook is not None else None
+            if hook is not None:
+                hook.use_token(config.webhook_token_value)  # bound before the config was known
             hook = hook or stack.enter_context(
-                Webhook.bind(gateway.internal_web_server_address, gateway.internal_web_server_port)
+                Webhook.bind(
+                    gateway.internal_web_server_address,
+                    gateway.internal_web_server_port,
+                    token=config.webhook_token_value,
+                )
             )
             # The measured requests go through the lean transport (see transport.py).
             lane_transport = transport or StdlibTransport(verify=config.verify_tls)
@@ -156,6 +163,7 @@ class _Cycle:
         batch = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=self.deadline)
         try:
             run_lanes(self.lanes, batch, everyone, recorder, self.observer)
+            self._explain_unrouted()
             live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
             if live_jobs and recorder.going:
                 self._run_live(live_jobs)
@@ -200,13 +208,24 @@ class _Cycle:
             offers = merge_live_offers(offers, gateway.live_offers())
         pipelines = self.config.pipeline_specs()
         plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live_blocked=blocked)
-        if not plan.jobs:
+        if plan.has_nothing_to_test:
             log.warning(
                 "nothing to test: the gateway listed %d orchestrators, and none offers a pipeline this config "
                 "tests (or the filters left none); see the skipped offers below",
                 len(orchestrators),
             )
         return plan, everyone
+
+    def _explain_unrouted(self) -> None:
+        """Unrouted jobs while requests without the token reached the webhook: say which flag is missing."""
+        unrouted = any(r.outcome is Outcome.UNROUTED for r in self.recorder.results.values())
+        hints = [hint for lane in self.lanes if (hint := lane.webhook.uncounted_hint())]
+        if not (unrouted and hints):
+            return
+        for hint in hints:
+            log.error("%s", hint)
+        if self.recorder.stopped is not None:
+            self.recorder.stopped += f"; {hints[0]}"
 
     def _live_blocked(self) -> str | None:
         blocked = live_blocker(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import routes
-from .discovery import ModelOffer, Offers, Orchestrator
+from .discovery import ModelOffer, Offers, Orchestrator, name_problem, orchestrator_problem, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +124,11 @@ class Plan:
     jobs: tuple[PlannedJob, ...]
     skipped: tuple[SkippedOffer, ...] = field(default=())
 
+    @property
+    def has_nothing_to_test(self) -> bool:
+        """No job, although discovery found orchestrators (all skipped, or none offers a usable pipeline)."""
+        return not self.jobs and bool(self.orchestrators or self.skipped)
+
 
 def build_plan(
     orchestrators: Sequence[Orchestrator],
@@ -141,13 +146,25 @@ def build_plan(
     by_route = {pipeline.route: pipeline for pipeline in pipelines}
     jobs: list[PlannedJob] = []
     skipped: list[SkippedOffer] = []
-    chosen = [orch for orch in orchestrators if filters.admits_orchestrator(orch)]
+    chosen = []
+    for orch in orchestrators:
+        if not filters.admits_orchestrator(orch):
+            continue
+        problem = orchestrator_problem(orch)
+        if problem:  # skipped now, never refused by the row model after its jobs ran
+            skipped.append(SkippedOffer(shown(orch.address), "-", "-", problem))
+            continue
+        chosen.append(orch)
     for orch in chosen:
         orch_offers = offers.get(orch.address, ())
         if not orch_offers:
             skipped.append(SkippedOffer(orch.address, "-", "-", "reported no AI capabilities"))
         for offer in orch_offers:
             if not (filters.admits_pipeline(offer.capability) and filters.admits_model(offer.model)):
+                continue
+            problem = name_problem("capability", offer.capability) or name_problem("model", offer.model)
+            if problem:
+                skipped.append(SkippedOffer(orch.address, shown(offer.capability, 80), shown(offer.model, 80), problem))
                 continue
             pipeline = by_route.get(routes.route_of(offer.capability))
             reason = _skip_reason(offer, pipeline, live_blocked=live_blocked)
@@ -171,6 +188,4 @@ def _skip_reason(offer: ModelOffer, pipeline: Pipeline | None, *, live_blocked: 
         return "configured as a live pipeline" if pipeline.is_live else "not configured as a live pipeline"
     if is_live_offer and live_blocked is not None:
         return live_blocked
-    if not offer.model:
-        return "the gateway reported an empty model name"
     return ""
