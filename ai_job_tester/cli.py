@@ -1,9 +1,11 @@
 """The command line: parse options, call the library, turn its errors into exit codes.
 
 Exit codes: 0 the cycle completed (orchestrator failures are data, not errors);
-1 tester error; 2 usage or config error; 3 a job failed (with --fail-on-job-failure);
-4 rows left undelivered; 5 another cycle holds the lock; 6 every job failed and the
-tester is the likely fault (rows held); 130 SIGINT; 143 SIGTERM.
+1 tester error (or an output file could not be written); 2 usage or config error;
+3 a job failed (with --fail-on-job-failure); 4 rows left undelivered or set aside;
+5 another cycle holds the lock; 6 the health gate held rows; 7 nothing was tested;
+130 SIGINT; 143 SIGTERM. When several apply: 130/143, then 1 (the cycle stopped),
+6, 3, 4, 1 (an output file), 7, 0.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ ConfigOption = Annotated[
         "--config",
         envvar="AI_JOB_TESTER_CONFIG",
         help="The config file (the Go tester's format works unchanged).",
+        readable=False,  # load_config reports an unreadable file in one Error: line, not click's box
     ),
 ]
 ReportOption = Annotated[
@@ -186,7 +189,9 @@ def demo(
 def outbox(
     config: Annotated[
         Optional[Path],
-        typer.Option("-f", "--config", envvar="AI_JOB_TESTER_CONFIG", help="Read stateDir from this config."),
+        typer.Option(
+            "-f", "--config", envvar="AI_JOB_TESTER_CONFIG", help="Read stateDir from this config.", readable=False
+        ),
     ] = None,
     state_dir: StateDirOption = None,
     release_held: Annotated[
@@ -226,7 +231,7 @@ def validate(
     console = stdout_console()
     try:
         loaded = load_config(config, environ=os.environ)
-        render_pipelines(summarise(loaded), console)
+        render_pipelines(summarise(loaded, has_ffmpeg=shutil.which("ffmpeg") is not None), console)
         lines = check_online(loaded) if online else []
     except TesterError as exc:
         raise _fail(exc) from None
@@ -254,11 +259,18 @@ def _execute(config: Config, options: RunOptions, outputs: Outputs, *, webhook: 
         # first signal makes the cycle itself stop and report.
         typer.echo(f"Interrupted by {exc}; rows already stored are sent by the next run.", err=True)
         return exc.exit_code
-    _show(result, options, outputs)
-    return exit_code(result, fail_on_job_failure=outputs.fail_on_job_failure)
+    problems = _show(result, options, outputs)
+    for problem in problems:
+        typer.echo(f"Error: {problem}", err=True)
+    code = exit_code(result, fail_on_job_failure=outputs.fail_on_job_failure, dry_run=options.dry_run)
+    # A report that could not be written must not hide rows held or undelivered: it ranks below them.
+    return 1 if problems and code in (0, NOTHING_TESTED) else code
 
 
-def exit_code(report: CycleReport, *, fail_on_job_failure: bool = False) -> int:
+NOTHING_TESTED = 7
+
+
+def exit_code(report: CycleReport, *, fail_on_job_failure: bool = False, dry_run: bool = False) -> int:
     """Map a finished cycle to the documented exit code."""
     if report.interrupted is not None:
         return 128 + report.interrupted
@@ -270,10 +282,13 @@ def exit_code(report: CycleReport, *, fail_on_job_failure: bool = False) -> int:
         return 3
     if report.posting and (report.undelivered or report.rows_rejected):
         return 4
+    if not report.plan.jobs and not dry_run:
+        return NOTHING_TESTED
     return 0
 
 
-def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> None:
+def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> list[str]:
+    """Print the summary and write the files asked for; return what could not be written."""
     from .output.console import render_plan, render_summary, stdout_console
     from .output.junit import to_junit
     from .output.report import to_json
@@ -283,34 +298,39 @@ def _show(result: CycleReport, options: RunOptions, outputs: Outputs) -> None:
         render_plan(result.plan, console)
     else:
         render_summary(result, console)
+    problems = []
     if outputs.report is not None:
-        _write(outputs.report, (json.dumps(to_json(result), indent=2) + "\n").encode(), "report")
+        problems += _write(outputs.report, (json.dumps(to_json(result), indent=2) + "\n").encode(), "report")
     if outputs.junit is not None:
-        _write(outputs.junit, to_junit(result), "JUnit report")
+        problems += _write(outputs.junit, to_junit(result), "JUnit report")
     if outputs.metrics_file is not None or outputs.pushgateway is not None:
-        _export_metrics(result, outputs)
+        problems += _export_metrics(result, outputs)
+    return problems
 
 
-def _export_metrics(result: CycleReport, outputs: Outputs) -> None:
+def _export_metrics(result: CycleReport, outputs: Outputs) -> list[str]:
     from .output import metrics
 
+    problems = []
     if outputs.metrics_file is not None:
         try:
             metrics.write_textfile(outputs.metrics_file, result)
         except OSError as exc:
-            raise TesterError(f"cannot write the metrics file {outputs.metrics_file}: {exc.strerror}") from None
+            problems.append(f"cannot write the metrics file {outputs.metrics_file}: {exc.strerror}")
     if outputs.pushgateway is not None:
         try:
             metrics.push(outputs.pushgateway, result)
         except OSError as exc:  # urllib's errors; the cycle's results stand, so this is only reported
             typer.echo(f"Warning: could not push metrics to {outputs.pushgateway}: {exc}", err=True)
+    return problems
 
 
-def _write(path: Path, data: bytes, what: str) -> None:
+def _write(path: Path, data: bytes, what: str) -> list[str]:
     try:
         path.write_bytes(data)
     except OSError as exc:
-        raise TesterError(f"cannot write the {what} to {path}: {exc.strerror}") from None
+        return [f"cannot write the {what} to {path}: {exc.strerror}"]
+    return []
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from .config import Config
+from .domain.plan import live_blocker
 from .errors import GatewayReplyError, GatewayUnreachable, LeaderboardRegionError, OnlineCheckError
 from .network.gateway import GatewayCli
 from .network.leaderboard import Leaderboard, regions_url
@@ -23,11 +24,12 @@ class PipelineSummary:
     model_field: str
     asset: Path | None
     timeout: float
-    tested: bool
+    not_tested: str | None  # why this pipeline would not be tested, or None
 
 
-def summarise(config: Config) -> list[PipelineSummary]:
-    """Describe every pipeline; live ones are listed but not tested. Pure."""
+def summarise(config: Config, *, has_ffmpeg: bool) -> list[PipelineSummary]:
+    """Describe every pipeline as a run would test it (live ones need a liveVideo block and ffmpeg). Pure."""
+    blocked = live_blocker(has_block=config.live_video is not None, has_ffmpeg=has_ffmpeg)
     return [
         PipelineSummary(
             name=pipeline.name,
@@ -36,7 +38,7 @@ def summarise(config: Config) -> list[PipelineSummary]:
             model_field=pipeline.resolved_model_field,
             asset=config.asset_paths.get(index),
             timeout=pipeline.timeout,
-            tested=not pipeline.is_live or config.live_video is not None,
+            not_tested=blocked if pipeline.is_live else None,
         )
         for index, pipeline in enumerate(config.pipelines)
     ]

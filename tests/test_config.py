@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +178,209 @@ def test_the_go_testers_live_video_block_loads(tmp_path: Path) -> None:
     config = parse_config(_with({"liveVideo": block}), source=tmp_path / "c.json")
     assert config.live_video is not None
     assert (config.live_video.playback_base, config.live_video.target_fps) == ("rtmp://mediamtx:1935", 24)
+
+
+# Bad config files, byte for byte, with the exact line `ai-job-tester validate` prints for each
+# (blackbox_exporter's config_test.go style): whatever a file holds, one `Error:` line, exit 2.
+def _file(change: dict[str, Any] | None = None, pipeline: dict[str, Any] | None = None) -> bytes:
+    return json.dumps(_with(change, pipeline)).encode()
+
+
+LIVE = {"mediaServerURL": "rtmp://mediamtx:1935"}
+UNKNOWN = "unknown key (check its spelling against the README's config reference)"
+HIDDEN = "the value is not shown"
+
+BAD_FILES = {
+    "unknown liveVideo key": (_file({"liveVideo": {**LIVE, "targetFps": 30}}), f"liveVideo.targetFps: {UNKNOWN}"),
+    "misspelt liveVideo key": (_file({"liveVideo": {**LIVE, "busyPases": 2}}), f"liveVideo.busyPases: {UNKNOWN}"),
+    "unknown pipeline key": (_file(pipeline={"timout": 5}), f"pipelines[0].timout: {UNKNOWN}"),
+    "unknown prompt variant key": (
+        _file(pipeline={"promptVariants": [{"id": "a", "prompt": "x"}]}),
+        f"pipelines[0].promptVariants[0].prompt: {UNKNOWN}",
+    ),
+    "unknown gateway key": (
+        _file(
+            {
+                "gateways": [
+                    {"broadcasterJobEndpoint": "http://g:8935", "broadcasterCliEndpoint": "http://g:7935", "port": 1}
+                ],
+                "broadcasterJobEndpoint": None,
+                "broadcasterCliEndpoint": None,
+            }
+        ),
+        f"gateways[0].port: {UNKNOWN}",
+    ),
+    "a key that is a control sequence": (_file({"a\n\x1b[31mb": 1}), f"a [31mb: {UNKNOWN}"),
+    "timeout 1e300": (
+        _file(pipeline={"timeout": 1e300}),
+        "pipelines[0].timeout: Input should be less than or equal to 3600",
+    ),
+    "timeout beyond a float": (b'{"region": 1e400}', "a number in the config file is too large or not a number"),
+    "NaN": (b'{"maxDuration": NaN}', "a number in the config file is too large or not a number"),
+    "an integer of 5000 digits": (
+        b'{"captureLimitBytes": ' + b"9" * 5000 + b"}",
+        "a number in the config file has too many digits",
+    ),
+    "maxDuration over a week": (
+        _file({"maxDuration": 1e7}),
+        "maxDuration: Input should be less than or equal to 604800",
+    ),
+    "captureLimitBytes over 256 MiB": (
+        _file({"captureLimitBytes": 2**40}),
+        "captureLimitBytes: Input should be less than or equal to 268435456",
+    ),
+    "negative health gate": (
+        _file({"healthGateOrchestrators": -1}),
+        "healthGateOrchestrators: Input should be greater than or equal to 0",
+    ),
+    "live frame rate": (
+        _file({"liveVideo": {**LIVE, "targetFPS": 1e6}}),
+        "liveVideo.targetFPS: Input should be less than or equal to 240",
+    ),
+    "live duration": (
+        _file({"liveVideo": {**LIVE, "testDurationSeconds": 1e9}}),
+        "liveVideo.testDurationSeconds: Input should be less than or equal to 3600",
+    ),
+    "busy passes": (
+        _file({"liveVideo": {**LIVE, "busyPasses": 10**9}}),
+        "liveVideo.busyPasses: Input should be less than or equal to 100",
+    ),
+    "port out of range": (
+        _file({"internalWebServerPort": 0}),
+        "internalWebServerPort: Input should be greater than or equal to 1",
+    ),
+    "not UTF-8": (b'{"region": "\xff\xfe"}', "the config file is not UTF-8 text (byte 13 is invalid)"),
+    "100,000 nested lists": (b"[" * 100_000, "the config file nests lists or objects too deeply"),
+    "100,000 nested objects": (b'{"a":' * 100_000, "the config file nests lists or objects too deeply"),
+    "parameters 100 levels deep": (
+        _file(pipeline={"parameters": json.loads("[" * 100 + "]" * 100)}),
+        "the config nests lists or objects more than 64 levels deep",
+    ),
+    "over 10 MiB": (b" " * (10 * 1024 * 1024 + 1), "the config file is larger than 10 MiB"),
+    "empty": (b"", "invalid JSON at line 1, column 1: Expecting value"),
+    "not an object": (b"[]", "the config must be a JSON object"),
+    "token with CR inside": (
+        _file({"broadcasterRequestToken": "tok\ren-x"}),
+        f"broadcasterRequestToken: contains a control character (CR, LF, NUL, tab…); {HIDDEN}",
+    ),
+    "token with a space": (
+        _file({"broadcasterRequestToken": "tok en-x"}),
+        f"broadcasterRequestToken: contains a space, which a Bearer token cannot carry ({HIDDEN})",
+    ),
+    "non-ASCII token": (
+        _file({"broadcasterRequestToken": "tökenx"}),
+        f"broadcasterRequestToken: contains non-ASCII characters, which an HTTP header cannot carry ({HIDDEN})",
+    ),
+    "secret with NUL": (
+        _file({"metricsSecret": "sec\u0000retx"}),
+        f"metricsSecret: contains a control character (CR, LF, NUL, tab…); {HIDDEN}",
+    ),
+    "secret with a lone surrogate": (
+        _file({"metricsSecret": "SURROGATE"}).replace(b"SURROGATE", b"sec\\ud800retx"),
+        f"metricsSecret: is not valid Unicode text (a lone surrogate; {HIDDEN})",
+    ),
+    "blank secret": (_file({"metricsSecret": " \r\n"}), "metricsSecret: is empty"),
+    "secret of 2000 characters": (
+        _file({"metricsSecret": "s" * 2000}),
+        f"metricsSecret: is longer than 1024 characters ({HIDDEN})",
+    ),
+    "short webhook token": (
+        _file({"webhookToken": "abc"}),
+        "webhookToken: must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ - (e.g. from `openssl rand -hex 16`); "
+        f"{HIDDEN}",
+    ),
+}
+
+
+def validate(*args: str, env: dict[str, str] | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from ai_job_tester.cli import app
+
+    return CliRunner().invoke(app, ["validate", *args], env=env, catch_exceptions=False)
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_a_bad_config_file_is_one_error_line_and_exit_2(content: bytes, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    result = validate("-f", str(path))
+    assert (result.exit_code, result.stderr, result.stdout) == (2, f"Error: {path}: {message}\n", "")
+
+
+def test_a_missing_file_or_a_folder_is_one_error_line(tmp_path: Path) -> None:
+    missing, folder = tmp_path / "absent.json", tmp_path
+    assert validate("-f", str(missing)).stderr == f"Error: {missing}: no such config file; pass one with -f CONFIG\n"
+    result = validate("-f", str(folder))
+    assert (result.exit_code, result.stderr) == (2, f"Error: {folder}: cannot read the config file (Is a directory)\n")
+
+
+def test_an_unreadable_file_is_one_error_line_not_a_usage_box(tmp_path: Path) -> None:
+    """click's own readability check printed a five-line box; the loader's line is the one shown."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.json"
+    path.write_bytes(_file())
+    path.chmod(0o000)
+    tmp_path.chmod(0o755)
+    command = [sys.executable, "-m", "ai_job_tester", "validate", "-f", str(path)]
+    if os.geteuid() == 0:  # root reads anything: drop to nobody, as an operator's cron user would be
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to drop root")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, f"Error: {path}: cannot read the config file (Permission denied)\n")
+
+
+SECRET_KEYS = {"metricsSecret": "METRICS_SECRET", "broadcasterRequestToken": "BROADCASTER_REQUEST_TOKEN",
+               "webhookToken": "WEBHOOK_TOKEN"}  # fmt: skip
+BAD_SECRETS = {
+    "CR": "Zq7secretCR\rZq7",
+    "LF": "Zq7secretLF\nZq7",
+    "NUL": "Zq7secretNUL\x00Zq7",
+    "escape sequence": "Zq7secret\x1b[2JZq7",
+    "non-ASCII": "Zq7secretÄÖÜZq7",
+    "lone surrogate": "Zq7secret\udcffZq7",
+    "very long": "Zq7" + "x" * 100_000,
+}
+
+
+@pytest.mark.parametrize("key", SECRET_KEYS)
+@pytest.mark.parametrize("value", BAD_SECRETS.values(), ids=BAD_SECRETS.keys())
+@pytest.mark.parametrize("origin", ["file", "environment"])
+def test_a_secret_that_cannot_be_sent_is_refused_at_load_without_showing_it(
+    key: str, value: str, origin: str, tmp_path: Path
+) -> None:
+    if key == "metricsSecret" and value == BAD_SECRETS["non-ASCII"]:
+        return  # an HMAC key: non-ASCII text is encoded UTF-8 and signs correctly (see the test below)
+    path = tmp_path / "config.json"
+    if origin == "file":
+        path.write_text(json.dumps(_with({key: value})), encoding="utf-8")
+        environ: dict[str, str] = {}
+    else:
+        path.write_bytes(_file())
+        environ = {SECRET_KEYS[key]: value}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(json.loads(path.read_text(encoding="utf-8")), source=path, environ=environ)
+    line = str(caught.value)
+    assert line.startswith(f"{path}: {key}") and "\n" not in line
+    assert "Zq7" not in line and "secret" not in line.removeprefix(f"{path}: {key}")
+    assert (SECRET_KEYS[key] in line) == (origin == "environment")
+
+
+def test_secrets_are_stripped_of_surrounding_whitespace_and_a_trailing_cr(tmp_path: Path) -> None:
+    """An env file with Windows line endings leaves a CR at the end of every value."""
+    env = {"METRICS_SECRET": " sécret\r", "BROADCASTER_REQUEST_TOKEN": "token\r\n",
+           "WEBHOOK_TOKEN": "0123456789abcdef\r"}  # fmt: skip
+    config = parse_config(_with(), source=tmp_path / "c.json", environ=env)
+    assert config.metrics_secret.get_secret_value() == "sécret"  # non-ASCII is fine in an HMAC key
+    assert config.broadcaster_request_token is not None
+    assert config.broadcaster_request_token.get_secret_value() == "token"
+    assert config.webhook_token_value == "0123456789abcdef"
+
+
+def test_the_go_testers_later_keys_are_accepted_and_ignored(tmp_path: Path) -> None:
+    block = {**LIVE, "probeGracePeriodSeconds": 20, "orchMapping": {"0xa": ["https://a"]}, "maxProbeAttempts": 3}
+    config = parse_config(_with({"liveVideo": block, "logger": {"level": "debug"}}), source=tmp_path / "c.json")
+    assert config.live_video is not None and config.live_video.media_server_url == LIVE["mediaServerURL"]

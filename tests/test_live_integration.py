@@ -176,3 +176,20 @@ def _push_until_heard(command: list[str], log: Path) -> None:
                 time.sleep(0.05)
         time.sleep(0.1)  # refused: the listener was not up yet
     raise AssertionError("the RTMP listener never heard the push")
+
+
+def test_without_ffmpeg_live_offers_are_skipped_for_that_reason_and_validate_says_so(
+    live_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    network = live_network(fps=12)
+    config = write_config(network.tester_config(webhook_port=free_port(), pipelines=[LIVE],
+                                                liveVideo=network.live_video()))  # fmt: skip
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on it
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["run", "-f", str(config), "--report", str(report)], catch_exceptions=False)
+    assert result.exit_code == 7  # nothing else to test
+    [skipped] = json.loads(report.read_text())["skipped"]
+    assert skipped["reason"] == "live video needs ffmpeg, which is not installed here"
+    checked = CliRunner().invoke(app, ["validate", "-f", str(config)], catch_exceptions=False)
+    assert "no: live video needs ffmpeg" in checked.output

@@ -93,3 +93,25 @@ def test_an_unusable_state_dir_is_one_clear_line(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateDirError, match=r"cannot create the state directory .*; set stateDir or --state-dir"):
         prepare_state_dir(blocker / "state")
+
+
+def test_a_stored_row_this_version_cannot_post_is_set_aside_not_dropped(tmp_path: Path) -> None:
+    line = {"id": "1-a", "row": {**row("m").model_dump(mode="json"), "orchestrator": "0x" + "b" * 60}}
+    (tmp_path / "outbox.jsonl").write_text(json.dumps(line) + "\n")
+    with Outbox(tmp_path) as outbox:
+        assert outbox.count() == 0
+    document = json.loads((tmp_path / "rejected" / "1-a.json").read_text())
+    assert document["message"].startswith("could not be read back") and document["row"]["model"] == "m"
+
+
+@pytest.mark.parametrize("journal", ["outbox.jsonl", "held.jsonl"])
+def test_a_journal_that_is_a_directory_is_one_clear_error(tmp_path: Path, journal: str) -> None:
+    (tmp_path / journal).mkdir()
+    with pytest.raises(StateDirError, match=f"{journal} is not a regular file; move it out of the way"):
+        Outbox(tmp_path, journal)
+
+
+def test_a_lock_file_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "lock").mkdir()  # as unopenable as another user's file, even for root
+    with pytest.raises(StateDirError, match=r"cannot open the lock file .* remove it or give it to the user"):
+        CycleLock(tmp_path).acquire()

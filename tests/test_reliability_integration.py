@@ -46,10 +46,10 @@ def test_leaderboard_down_then_back_delivers_every_row_once(
     port = network.leaderboard.port
     network.leaderboard.stop()
 
+    # Never confirmed as an AI region, and the regions cannot be read: nothing is risked on a silent drop.
     down = invoke("run", "-f", config)
     assert down.exit_code == 4
-    assert "could not read the leaderboard's regions; going on" in down.stderr
-    assert "posting stopped: the leaderboard failed 3 posts in a row" in down.output
+    assert "no earlier run confirmed FRA as an AI region" in down.stderr
     assert "11 row(s) wait in the outbox" in down.output
     assert len(waiting(state_home)) == 11
 
@@ -63,6 +63,14 @@ def test_leaderboard_down_then_back_delivers_every_row_once(
     first_cycle, second_cycle = rows[:11], rows[11:]
     assert max(r.timestamp for r in first_cycle) <= min(r.timestamp for r in second_cycle)  # oldest first
     assert len({r.model_dump_json() for r in first_cycle}) == 11  # each kept row exactly once
+
+    # Confirmed by that run: when the leaderboard is down again, posting is tried, and stops when it fails.
+    network.leaderboard.stop()
+    again = invoke("run", "-f", config)
+    assert again.exit_code == 4
+    assert "FRA was an AI region before: posting" in again.stderr
+    assert "posting stopped: the leaderboard failed 3 posts in a row" in again.output
+    assert len(waiting(state_home)) == 11
 
 
 def test_a_passing_5xx_is_retried_at_the_end_of_the_cycle(
@@ -113,13 +121,20 @@ def test_a_transcoding_only_region_is_refused_before_any_job(
     assert all(orch.served == [] for orch in network.orchestrators)
 
 
-def test_a_leaderboard_without_a_regions_endpoint_is_only_a_warning(
-    network: SimNetwork, sim_config: Callable[..., Path]
+def test_unreadable_regions_hold_rows_unless_an_earlier_run_confirmed_the_region(
+    network: SimNetwork, sim_config: Callable[..., Path], state_home: Path
 ) -> None:
+    config = str(sim_config())
     network.leaderboard.serve_regions = False
-    result = invoke("run", "-f", str(sim_config()))
-    assert result.exit_code == 0 and "could not read the leaderboard's regions" in result.stderr
-    assert len(network.leaderboard.rows) == 11
+    held = invoke("run", "-f", config)
+    assert held.exit_code == 4 and network.leaderboard.rows == [] and len(waiting(state_home)) == 11
+
+    network.leaderboard.serve_regions = True
+    assert invoke("run", "-f", config).exit_code == 0  # confirms FRA, delivers all 22
+    network.leaderboard.serve_regions = False
+    trusted = invoke("run", "-f", config)
+    assert trusted.exit_code == 0 and "could not read the leaderboard's regions" in trusted.stderr
+    assert len(network.leaderboard.rows) == 33
 
 
 def _start_run(config: Path, *extra: str) -> subprocess.Popen[str]:

@@ -15,6 +15,7 @@ from ai_job_tester.domain.results import JobResult, build_row, not_run
 from ai_job_tester.domain.rows import (
     CAPTURE_DISABLED_PAYLOAD,
     TRUNCATION_MARKER,
+    LeaderboardRow,
     clean_payload,
     encode,
     response_payload,
@@ -86,3 +87,38 @@ def test_payload_loses_nul_characters_and_is_capped_with_a_marker() -> None:
     assert clean_payload("a\x00b") == "ab"
     capped = clean_payload("x" * 100, limit=50)
     assert len(capped) == 50 and capped.endswith(TRUNCATION_MARKER)
+
+
+HOSTILE = {
+    "nul": "a\x00b",
+    "lone surrogate": "a\ud800b",
+    "invalid utf-8 decoded": b"a\xff\xfeb".decode("utf-8", errors="replace"),
+    "controls": "a\x01\x1b[31mred\x7f\x9b",
+    "markup": "x[/y][bold]z",
+    "megabyte": "m" * (1 << 20),
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_every_string_of_a_row_is_storable_by_the_real_leaderboard_whatever_came_in(text: str) -> None:
+    from ai_job_tester.sandbox import SimLeaderboard
+
+    job = PlannedJob(Orchestrator("0x" + "a" * 40, "https://a:8935"), text, text, True, PIPELINE)
+    failed = JobResult(job=job, verdict=Verdict(Outcome.FAILED, text, text), started_at=1, round_trip=1.0,
+                       input_parameters=text, response_payload=text)  # fmt: skip
+    body = encode(build_row(failed, "FRA"))
+    assert b"\\u0000" not in body and b"\x00" not in body
+    assert len(body) < 700 * 1024  # every field is capped
+    board = SimLeaderboard("k")
+    assert board.accept(body, sign(body, "k")) == (200, "ok")
+    stored = board.rows[0]
+    assert stored.model.startswith(text[:1])  # kept, not blanked
+
+
+def test_a_row_read_back_from_an_old_journal_is_made_storable_too() -> None:
+    """Rows stored by an earlier version may hold NUL: they must not wedge delivery for ever."""
+    raw = json.loads(encode(build_row(result(Verdict(Outcome.FAILED, "500", "x")), "FRA")))
+    raw["errors"][0]["message"] = "bad\x00message\ud800"
+    row = LeaderboardRow.model_validate(raw)
+    assert row.errors[0].message == "badmessage\ufffd"
+    encode(row)  # does not raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,83 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..domain import routes
-from ..domain.text import first_error
+from ..domain.text import first_error, printable
 from ..errors import ConfigError
 from ..resources import bundled_asset
 from .schema import Config, PipelineConfig
 
-SECRET_VARIABLES = {"METRICS_SECRET": "metricsSecret", "BROADCASTER_REQUEST_TOKEN": "broadcasterRequestToken"}
+SECRET_VARIABLES = {
+    "METRICS_SECRET": "metricsSecret",
+    "BROADCASTER_REQUEST_TOKEN": "broadcasterRequestToken",
+    "WEBHOOK_TOKEN": "webhookToken",
+}
 """Environment variables that override the file's secrets, so that secrets need not sit in it."""
+
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+"""A config file larger than this is refused before it is parsed."""
+
+MAX_NESTING = 64
+"""How deep lists and objects may nest: job parameters are re-encoded for every job."""
+
+
+def _too_deep(raw: Any) -> bool:
+    level: list[Any] = [raw]
+    for _ in range(MAX_NESTING + 1):
+        level = [
+            child
+            for value in level
+            if isinstance(value, (dict, list))
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+        if not level:
+            return False
+    return True
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _NotFinite(text)  # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:  # a FIFO or /dev/zero is read no further than the cap
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; pass one with -f CONFIG") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the config file is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
+def decode_config(data: bytes, *, source: Path) -> Any:
+    """Decode a config file's bytes as JSON; every way it can fail is one ``ConfigError`` line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: the config file is not UTF-8 text (byte {exc.start + 1} is invalid)") from None
+    try:
+        return json.loads(text.removeprefix("\ufeff"), parse_float=_finite, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except _NotFinite:
+        raise ConfigError(f"{source}: a number in the config file is too large or not a number") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the config file nests lists or objects too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise ConfigError(f"{source}: a number in the config file has too many digits") from None
 
 
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -24,31 +95,27 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
 
     Secrets in ``environ`` (see ``SECRET_VARIABLES``) take precedence over the file's.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file; pass one with -f CONFIG") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    return parse_config(raw, source=path, environ=environ)
+    return parse_config(decode_config(_read(path), source=path), source=path, environ=environ)
 
 
 def parse_config(raw: Any, *, source: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Validate already-decoded JSON; relative asset paths resolve against the file's folder."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a JSON object")
+    if _too_deep(raw):
+        raise ConfigError(f"{source}: the config nests lists or objects more than {MAX_NESTING} levels deep")
+    from_environment = {}
     for variable, key in SECRET_VARIABLES.items():
         value = (environ or {}).get(variable)
         if value:
             raw = {**raw, key: value}
+            from_environment[key] = variable
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+        raise ConfigError(f"{source}: {_first_problem(exc, from_environment)}") from None
+    except RecursionError:  # a dict built in Python, nested deeper than any file could be
+        raise ConfigError(f"{source}: the config nests lists or objects too deeply") from None
     paths = {}
     for index, pipeline in enumerate(config.pipelines):
         asset = _resolve_asset(pipeline, base=source.parent)
@@ -112,9 +179,12 @@ _HINTS = {
 }
 
 
-def _first_problem(exc: ValidationError) -> str:
+def _first_problem(exc: ValidationError, from_environment: Mapping[str, str]) -> str:
     # One line: the first problem names the field; the count says whether more follow.
     where, message = first_error(exc, hints=_HINTS)
+    if where in from_environment:
+        where += f" (from {from_environment[where]})"
+    where = printable(where, 120)  # an unknown key is the file's own text: keep it one inert line
     if exc.error_count() > 1:
         message += f" (and {exc.error_count() - 1} more problem(s))"
     return f"{where}: {message}" if where else message

@@ -7,6 +7,7 @@ Unknown keys are rejected so that a typo never silently changes a test.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -29,6 +30,24 @@ ContentType = Literal["application/json", "multipart/form-data"]
 
 DEFAULT_JOB_TIMEOUT_SECONDS = 120.0
 
+# Sane maxima: a number beyond them is a typo (or 1e300), refused at load rather than
+# overflowing at the first job. The README's config reference lists them.
+MAX_JOB_TIMEOUT_SECONDS = 3600.0
+MAX_CYCLE_SECONDS = 7 * 24 * 3600.0
+MAX_CAPTURE_BYTES = 256 * 1024 * 1024
+MAX_GATE_ORCHESTRATORS = 100_000
+MAX_LIVE_SECONDS = 3600.0
+MAX_FPS = 240.0
+MAX_BUSY_PASSES = 100
+
+MAX_TOKEN_CHARS = 4096
+MAX_SECRET_CHARS = 1024
+MIN_WEBHOOK_TOKEN_CHARS = 16
+MAX_WEBHOOK_TOKEN_CHARS = 256
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_URL_SAFE = re.compile("[A-Za-z0-9._~-]+")
+
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
@@ -48,12 +67,59 @@ def _optional_token(value: Any) -> Any:
     return value
 
 
+def _secret_text(value: Any, *, limit: int) -> Any:
+    """Strip a secret and refuse what cannot be sent as is; the messages never show the value."""
+    if not isinstance(value, str):
+        return value  # pydantic names the wrong type, without the value
+    value = value.strip()  # a trailing CR from an env file with Windows line endings, a stray space
+    if len(value) > limit:
+        raise ValueError(f"is longer than {limit} characters (the value is not shown)")
+    if _SURROGATE.search(value):
+        raise ValueError("is not valid Unicode text (a lone surrogate; the value is not shown)")
+    if _CONTROL.search(value):
+        raise ValueError("contains a control character (CR, LF, NUL, tab…); the value is not shown")
+    return value
+
+
+def _request_token(value: Any) -> Any:
+    value = _secret_text(_optional_token(value), limit=MAX_TOKEN_CHARS)
+    if isinstance(value, str):
+        if not value.isascii():
+            raise ValueError(
+                "contains non-ASCII characters, which an HTTP header cannot carry (the value is not shown)"
+            )
+        if " " in value:
+            raise ValueError("contains a space, which a Bearer token cannot carry (the value is not shown)")
+    return value
+
+
+def _metrics_secret(value: Any) -> Any:
+    # An HMAC key, encoded UTF-8: any printable text signs correctly.
+    value = _secret_text(value, limit=MAX_SECRET_CHARS)
+    if value == "":
+        raise ValueError("is empty")
+    return value
+
+
+def _webhook_token(value: Any) -> Any:
+    value = _optional_token(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not (MIN_WEBHOOK_TOKEN_CHARS <= len(value) <= MAX_WEBHOOK_TOKEN_CHARS and _URL_SAFE.fullmatch(value)):
+            raise ValueError(
+                f"must be {MIN_WEBHOOK_TOKEN_CHARS} to {MAX_WEBHOOK_TOKEN_CHARS} characters of A-Z a-z 0-9 . _ ~ - "
+                "(e.g. from `openssl rand -hex 16`); the value is not shown"
+            )
+    return value
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # 1e400 in JSON is infinity to Python: never a usable number of seconds or bytes.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class PromptVariant(_Strict):
@@ -64,22 +130,26 @@ class PromptVariant(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
-class LiveVideoConfig(BaseModel):
-    """The ``liveVideo`` block: where live streams are pushed and read, and how they are judged."""
+LiveSeconds = Annotated[float, Field(gt=0, le=MAX_LIVE_SECONDS)]
 
-    # The Go tester's own keys (testVideoPath aside) are accepted and not used.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+class LiveVideoConfig(_Strict):
+    """The ``liveVideo`` block: where live streams are pushed and read, and how they are judged."""
 
     media_server_url: str = Field(alias="mediaServerURL", min_length=1)
     playback_url: str | None = Field(default=None, alias="playbackURL")
-    test_duration_seconds: float = Field(default=10.0, gt=0, alias="testDurationSeconds")
-    target_fps: float = Field(default=30.0, gt=0, alias="targetFPS")
-    max_initial_latency_seconds: float = Field(default=10.0, gt=0, alias="maxInitialLatencySeconds")
-    status_timeout_seconds: float = Field(default=30.0, gt=0, alias="statusTimeoutSeconds")
-    output_timeout_seconds: float = Field(default=30.0, gt=0, alias="outputTimeoutSeconds")
+    test_duration_seconds: LiveSeconds = Field(default=10.0, alias="testDurationSeconds")
+    target_fps: float = Field(default=30.0, gt=0, le=MAX_FPS, alias="targetFPS")
+    max_initial_latency_seconds: LiveSeconds = Field(default=10.0, alias="maxInitialLatencySeconds")
+    status_timeout_seconds: LiveSeconds = Field(default=30.0, alias="statusTimeoutSeconds")
+    output_timeout_seconds: LiveSeconds = Field(default=30.0, alias="outputTimeoutSeconds")
     source: str | None = Field(default=None, alias="testVideoPath")
-    busy_passes: int = Field(default=3, ge=1, alias="busyPasses")
-    busy_backoff_seconds: float = Field(default=10.0, ge=0, alias="busyBackoffSeconds")
+    busy_passes: int = Field(default=3, ge=1, le=MAX_BUSY_PASSES, alias="busyPasses")
+    busy_backoff_seconds: float = Field(default=10.0, ge=0, le=MAX_LIVE_SECONDS, alias="busyBackoffSeconds")
+    # The Go tester's later keys: accepted by name so its files keep loading, and not used.
+    probe_grace_period_seconds: Any = Field(default=None, alias="probeGracePeriodSeconds", exclude=True)
+    orch_mapping: Any = Field(default=None, alias="orchMapping", exclude=True)
+    max_probe_attempts: Any = Field(default=None, alias="maxProbeAttempts", exclude=True)
 
     @property
     def playback_base(self) -> str:
@@ -98,7 +168,7 @@ class PipelineConfig(_Strict):
     model_field: str | None = Field(default=None, min_length=1)
     asset: str | None = Field(default=None, min_length=1)
     file_field: str | None = Field(default=None, min_length=1)
-    timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0)
+    timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0, le=MAX_JOB_TIMEOUT_SECONDS)
     verify_output: bool = True
     prompt_variants: list[PromptVariant] | None = Field(default=None, alias="promptVariants")
 
@@ -119,7 +189,9 @@ class PipelineConfig(_Strict):
         return self.file_field or routes.default_file_field(self.route)
 
 
-Token = Annotated[SecretStr | None, BeforeValidator(_optional_token)]
+Token = Annotated[SecretStr | None, BeforeValidator(_request_token)]
+Secret = Annotated[SecretStr, BeforeValidator(_metrics_secret)]
+WebhookToken = Annotated[SecretStr | None, BeforeValidator(_webhook_token)]
 
 
 class GatewayConfig(_Strict):
@@ -135,22 +207,27 @@ class GatewayConfig(_Strict):
 class Config(_Strict):
     """The whole config file, validated."""
 
-    region: str = Field(min_length=1)
+    region: str = Field(min_length=1, max_length=64)
     job_type: Literal["ai"] = Field(default="ai", alias="jobType")
     internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
     internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
     metrics_api_endpoint: HttpUrl = Field(alias="metricsApiEndpoint")
-    metrics_secret: SecretStr = Field(alias="metricsSecret", min_length=1)
+    metrics_secret: Secret = Field(alias="metricsSecret", min_length=1)
     broadcaster_job_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterJobEndpoint")
     broadcaster_cli_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterCliEndpoint")
     broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
+    webhook_token: WebhookToken = Field(default=None, alias="webhookToken")
     gateways: list[GatewayConfig] | None = Field(default=None, min_length=1)
-    max_duration: float | None = Field(default=None, gt=0, alias="maxDuration")
+    max_duration: float | None = Field(default=None, gt=0, le=MAX_CYCLE_SECONDS, alias="maxDuration")
     pipelines: list[PipelineConfig] = Field(min_length=1)
     state_dir: Path | None = Field(default=None, alias="stateDir")
     verify_tls: bool = Field(default=True, alias="verifyTls")
-    capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="captureLimitBytes")
-    health_gate_orchestrators: int = Field(default=5, ge=0, alias="healthGateOrchestrators")
+    capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=MAX_CAPTURE_BYTES, alias="captureLimitBytes")
+    health_gate_orchestrators: int = Field(default=5, ge=0, le=MAX_GATE_ORCHESTRATORS, alias="healthGateOrchestrators")
+    # The leaderboard scores a row by its arrival: one that waited out a long outage would count as
+    # today's measurement. Six hours is three default cycles: late enough for a short outage, and
+    # still inside the 24 h window the leaderboard averages over.
+    max_row_age_seconds: float = Field(default=6 * 3600, ge=60, le=30 * 24 * 3600, alias="maxRowAgeSeconds")
     live_video: LiveVideoConfig | None = Field(default=None, alias="liveVideo")
     # Accepted so that the Go tester's later files keep loading; not used by this tester.
     logger: dict[str, Any] | None = None
@@ -181,6 +258,11 @@ class Config(_Strict):
             if webhook in webhooks[:index]:
                 raise ValueError(f"gateways[{index}].internalWebServerPort: {webhook[1]} is already another lane's")
         return self
+
+    @property
+    def webhook_token_value(self) -> str | None:
+        """The secret path segment the gateway's webhook requests must carry, or None (see ``webhook.py``)."""
+        return self.webhook_token.get_secret_value() if self.webhook_token is not None else None
 
     @property
     def lanes(self) -> list[GatewayConfig]:

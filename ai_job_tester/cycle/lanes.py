@@ -1,11 +1,18 @@
-"""Running the lanes: a thread per gateway, each testing one job at a time from the shared scheduler."""
+"""Running the lanes: a thread per gateway, each testing one job at a time from the shared scheduler.
+
+Whatever fails in a lane (its gateway, storing a row, the display), the lane gives back
+the orchestrator it holds before it stops, so no other lane waits for it for ever.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from ..domain.plan import PlannedJob
+from ..domain.text import printable
 from ..errors import GatewayUnreachable
 from .interrupts import Interrupted
 from .lane import Lane
@@ -46,43 +53,56 @@ def run_lanes(
 def _lane_loop(
     lane: Lane, scheduler: Scheduler, everyone: Sequence[str], recorder: Recorder, observer: Observer
 ) -> None:
-    try:
-        _lane_jobs(lane, scheduler, everyone, recorder, observer)
-    except Exception as exc:  # a thread's exception would only print a traceback: stop the lane instead
-        if recorder.interrupted is None:  # after a signal the cycle closed this lane's sockets under it
-            lane.failed = f"stopped by an unexpected error: {type(exc).__name__}: {exc}"
-            log.error("lane %d stops: %s", lane.number, lane.failed, exc_info=log.isEnabledFor(logging.DEBUG))
-
-
-def _lane_jobs(
-    lane: Lane, scheduler: Scheduler, everyone: Sequence[str], recorder: Recorder, observer: Observer
-) -> None:
-    while recorder.interrupted is None and (item := scheduler.take()) is not None:
+    while recorder.interrupted is None and lane.failed is None and (item := scheduler.take()) is not None:
         index, job = item
-        lane.point_at(job)
-        observer.job_started(index, job)
+        recorded = False
         try:
-            result = lane.measure(job)
-        except GatewayUnreachable as exc:
-            log.error("lane %d stops: %s", lane.number, exc)
-            lane.failed = str(exc)
-            scheduler.give_back(index, job)  # it never reached an orchestrator: another lane takes it
-            return
-        except Exception as exc:
-            if recorder.interrupted is None:
-                # The traceback is for --verbose: operators get one line.
-                log.error("lane %d stops on an unexpected error: %r", lane.number, exc,
-                          exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
-                lane.failed = f"stopped by an unexpected error: {type(exc).__name__}: {exc}"
-                scheduler.give_back(index, job)  # no result can be trusted: another lane runs it
-            return
+            recorded = _one_job(lane, scheduler, index, job, everyone, recorder, observer)
+        except Exception as exc:  # the lane stops with one line; the traceback is for --verbose
+            if recorder.interrupted is None:  # after a signal the cycle closed this lane's sockets under it
+                lane.failed = printable(f"stopped by an unexpected error: {type(exc).__name__}: {exc}", 500)
+                log.error("lane %d %s", lane.number, lane.failed, exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
-            lane.idle(everyone)
-        with recorder.lock:
-            if recorder.interrupted is not None:
-                return  # abandoned: a signal arrived while this job ran
-            recorder.record(index, job, result)
-            if recorder.stopped is not None:
-                scheduler.close()
-        scheduler.done(job)
-        observer.job_finished(index, recorder.results[index])
+            if recorded:
+                scheduler.done(job)
+            else:  # it never got a result: another lane runs it (or, after a signal, nobody)
+                scheduler.give_back(index, job)
+
+
+def _one_job(
+    lane: Lane,
+    scheduler: Scheduler,
+    index: int,
+    job: PlannedJob,
+    everyone: Sequence[str],
+    recorder: Recorder,
+    observer: Observer,
+) -> bool:
+    """Measure and record one job; tell whether its result was recorded."""
+    lane.point_at(job)
+    try:
+        _tell(observer.job_started, index, job)
+        result = lane.measure(job)
+    except GatewayUnreachable as exc:
+        log.error("lane %d stops: %s", lane.number, exc)
+        lane.failed = str(exc)
+        return False
+    finally:
+        lane.idle(everyone)
+    with recorder.lock:
+        if recorder.interrupted is not None:
+            return False  # abandoned: a signal arrived while this job ran
+        recorder.record(index, job, result)
+        if recorder.stopped is not None:
+            scheduler.close()
+        result = recorder.results[index]
+    _tell(observer.job_finished, index, result)
+    return True
+
+
+def _tell(callback: Callable[[int, Any], None], index: int, subject: object) -> None:
+    """Progress is for people: a display that fails is logged, never allowed to stop a measurement."""
+    try:
+        callback(index, subject)
+    except Exception as exc:
+        log.warning("the progress display failed (%s); the cycle goes on", printable(f"{type(exc).__name__}: {exc}"))

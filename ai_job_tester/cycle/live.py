@@ -10,7 +10,8 @@ import httpx
 from ..config import LiveVideoConfig
 from ..domain.live_verdict import LiveRun, busy_result, live_result
 from ..domain.plan import PlannedJob
-from ..network.gateway import GatewayCli
+from ..errors import GatewayUnreachable
+from ..network.gateway import GatewayCli, accepts_connections
 from ..network.livestream import run_live_job
 from .interrupts import Interrupted
 from .observer import Observer
@@ -30,7 +31,10 @@ def run_live(
     observer: Observer,
     budget_spent: Callable[[], bool],
 ) -> None:
-    """Run every live job; those still busy after ``busy_passes`` are reported busy, never scored."""
+    """Run every live job; those still busy after ``busy_passes`` are reported busy, never scored.
+
+    Raises ``GatewayUnreachable`` when the gateway is gone: the jobs left are not run, nobody is blamed.
+    """
     pending: Pending = [(i, job, None) for i, job in jobs]
     try:
         for attempt in range(settings.busy_passes):
@@ -69,6 +73,9 @@ def _one_pass(
             continue
         observer.job_started(index, job)
         run = run_live_job(job, settings, job_endpoint, client)
+        if run.error is not None and not accepts_connections(job_endpoint):
+            # The stream failed because the gateway went away: no orchestrator's fault.
+            raise GatewayUnreachable(f"the gateway at {job_endpoint} went away during a live job")
         if run.busy:
             busy.append((index, job, run))
             continue

@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+from ..domain.delivery import Delivery
 from ..domain.outcome import TESTER_MODE_HINT, Outcome, Verdict
 from ..domain.plan import Plan, PlannedJob
 from ..domain.results import JobResult, not_run
@@ -27,8 +28,10 @@ class Recorder:
     """
 
     def __init__(self, dispatch: Dispatch, last_tested: dict[str, float]) -> None:
-        self.lock = threading.Lock()
+        # Reentrant: the courier may answer a row at once (posting stopped) inside ``record``.
+        self.lock = threading.RLock()
         self.dispatch = dispatch
+        dispatch.on_delivery = self._delivered
         self.last_tested = last_tested
         self.results: dict[int, JobResult] = {}
         self._finished: list[int] = []
@@ -53,6 +56,10 @@ class Recorder:
                 f"result can be attributed: {TESTER_MODE_HINT}"
             )
 
+    def _delivered(self, index: int, delivery: Delivery) -> None:
+        with self.lock:
+            self.results[index] = self.results[index].delivered(delivery)
+
     def complete(self, plan: Plan, *, budget_spent: bool) -> list[JobResult]:
         """Every planned job's result in plan order; jobs that never ran say why."""
         now = int(time.time())
@@ -61,12 +68,15 @@ class Recorder:
         elif self.stopped is not None:
             why = f"the cycle stopped: {self.stopped}"
         else:
-            why = "the cycle stopped: every lane failed"
+            why = "not run: the gateway of its lane failed"
         deferred = budget_spent and self.going
         results = []
         for index, job in enumerate(plan.jobs):
             result = self.results.get(index)
             if result is None and deferred:
                 result = JobResult(job=job, verdict=Verdict(Outcome.DEFERRED, None, DEFERRED), started_at=now)
+            if result is not None and result.delivery is not None and result.delivery.queued:
+                # Stored, never answered (the run was interrupted): the next run sends it first.
+                result = result.delivered(Delivery(False, None, "kept in the outbox: the run ended before its post"))
             results.append(result or not_run(job, at=now, why=why))
         return results

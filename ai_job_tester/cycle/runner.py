@@ -20,9 +20,10 @@ import httpx
 from ..config import Config
 from ..domain.delivery import Delivered
 from ..domain.discovery import merge_live_offers
-from ..domain.plan import Filters, Plan, PlannedJob, build_plan
+from ..domain.outcome import Outcome
+from ..domain.plan import NO_FFMPEG, Filters, Plan, PlannedJob, build_plan, live_blocker
 from ..domain.rotation import rotation_order
-from ..errors import LeaderboardRegionError
+from ..errors import GatewayUnreachable, LeaderboardRegionError
 from ..network.gateway import GatewayCli
 from ..network.leaderboard import Leaderboard
 from ..network.transport import StdlibTransport
@@ -30,9 +31,11 @@ from ..network.webhook import Webhook
 from ..output.report import CycleReport
 from ..storage import rotation
 from ..storage.outbox import HELD_JOURNAL, Outbox
+from ..storage.regions import confirmed_ai_region, remember_ai_region
 from ..storage.state import CycleLock, default_state_dir, prepare_state_dir
 from .courier import Courier
 from .dispatch import Dispatch
+from .interrupts import Interrupted
 from .lane import Lane
 from .lanes import run_lanes
 from .live import run_live
@@ -42,7 +45,10 @@ from .schedule import Scheduler
 
 log = logging.getLogger("ai_job_tester")
 
-INTERRUPTED_FLUSH_SECONDS = 5.0
+INTERRUPT_DEADLINE_SECONDS = 5.0
+"""From SIGINT/SIGTERM to the summary: rows already stored get what is left of it to be posted."""
+
+_SUMMARY_MARGIN_SECONDS = 0.5  # of the deadline, kept for printing the summary and exiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +84,14 @@ def run_cycle(
         lanes = []
         for number, gateway in enumerate(config.lanes, 1):
             hook = webhook if number == 1 and webhook is not None else None
+            if hook is not None:
+                hook.use_token(config.webhook_token_value)  # bound before the config was known
             hook = hook or stack.enter_context(
-                Webhook.bind(gateway.internal_web_server_address, gateway.internal_web_server_port)
+                Webhook.bind(
+                    gateway.internal_web_server_address,
+                    gateway.internal_web_server_port,
+                    token=config.webhook_token_value,
+                )
             )
             # The measured requests go through the lean transport (see transport.py).
             lane_transport = transport or StdlibTransport(verify=config.verify_tls)
@@ -121,7 +133,7 @@ class _Cycle:
         self.courier: Courier | None = None
         if options.post and not options.dry_run:
             board = Leaderboard(client, config.metrics_api_endpoint, config.metrics_secret)
-            self.courier = Courier(board, outbox)
+            self.courier = Courier(board, outbox, max_age=config.max_row_age_seconds)
         gate = config.health_gate_orchestrators
         dispatch = Dispatch(self.courier, held, region=config.region, gate_orchestrators=gate)
         self.recorder = Recorder(dispatch, rotation.load(state_dir))
@@ -130,10 +142,17 @@ class _Cycle:
 
     def run(self) -> CycleReport:
         started = time.time()
-        earlier = Delivered()
         if self.courier is not None:
             self._check_region(self.courier)
-            earlier = self._flush(self.courier)
+            self.courier.start()  # rows earlier runs left go first, while discovery runs
+            self.courier.queue_waiting("earlier")
+        try:
+            return self._run(started)
+        finally:
+            if self.courier is not None:
+                self.courier.close()
+
+    def _run(self, started: float) -> CycleReport:
         plan, everyone = self._discover()
         order = rotation_order(plan.jobs, self.recorder.last_tested)
         self.observer.planned(plan)
@@ -142,15 +161,21 @@ class _Cycle:
             return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
         recorder = self.recorder
         batch = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=self.deadline)
-        run_lanes(self.lanes, batch, everyone, recorder, self.observer)
-        live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
-        if live_jobs and recorder.going:
-            self._run_live(live_jobs)
-        with recorder.lock:  # a lane abandoned by a signal may still be inside; it will not get further
-            results = recorder.complete(plan, budget_spent=self._budget_spent())
+        try:
+            run_lanes(self.lanes, batch, everyone, recorder, self.observer)
+            self._explain_unrouted()
+            live_jobs = [(i, plan.jobs[i]) for i in order if plan.jobs[i].is_live]
+            if live_jobs and recorder.going:
+                self._run_live(live_jobs)
+        except Interrupted as exc:  # between two steps: the same as during one
+            recorder.interrupted = recorder.interrupted or exc
+        with recorder.lock:  # a lane abandoned by a signal may still be running; it records nothing more
             held_back = recorder.dispatch.finish(recorder.results, conclusive=recorder.going)
-            rotation.save(self.state_dir, recorder.last_tested)
-            late = self._flush(self.courier) if self.courier is not None else Delivered()
+        self._deliver_the_rest()
+        with recorder.lock:
+            results = recorder.complete(plan, budget_spent=self._budget_spent())
+        rotation.save(self.state_dir, recorder.last_tested)
+        courier = self.courier
         return CycleReport(
             region=self.config.region,
             started_at=started,
@@ -160,10 +185,11 @@ class _Cycle:
             stopped=recorder.stopped,
             posting=self.courier is not None,
             interrupted=None if recorder.interrupted is None else recorder.interrupted.signum,
-            earlier_rows=earlier,
-            late_rows=late,
-            undelivered=self.outbox.count() if self.courier is not None else 0,
-            posting_stopped=None if self.courier is None else self.courier.stopped,
+            earlier_rows=Delivered() if courier is None else courier.counts["earlier"],
+            late_rows=Delivered() if courier is None else courier.counts["late"],
+            undelivered=self.outbox.count() if courier is not None else 0,
+            retired=0 if courier is None else courier.retired,
+            posting_stopped=None if courier is None else courier.stopped,
             held_back=held_back,
             lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
         )
@@ -177,52 +203,103 @@ class _Cycle:
             # The capabilities query discovers live through the webhook: it must list everyone.
             lane.idle(everyone)
         offers = gateway.offers()
-        live = self._live_enabled()
-        if live:  # live selectors, with their idle capacity, come from mainline's network view
+        blocked = self._live_blocked()
+        if blocked is None:  # live selectors, with their idle capacity, come from mainline's network view
             offers = merge_live_offers(offers, gateway.live_offers())
         pipelines = self.config.pipeline_specs()
-        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live=live)
+        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live_blocked=blocked)
+        if plan.has_nothing_to_test:
+            log.warning(
+                "nothing to test: the gateway listed %d orchestrators, and none offers a pipeline this config "
+                "tests (or the filters left none); see the skipped offers below",
+                len(orchestrators),
+            )
         return plan, everyone
 
-    def _live_enabled(self) -> bool:
-        if self.config.live_video is None or not any(p.is_live for p in self.config.pipelines):
-            return False
-        if shutil.which("ffmpeg") is None:
+    def _explain_unrouted(self) -> None:
+        """Unrouted jobs while requests without the token reached the webhook: say which flag is missing."""
+        unrouted = any(r.outcome is Outcome.UNROUTED for r in self.recorder.results.values())
+        hints = [hint for lane in self.lanes if (hint := lane.webhook.uncounted_hint())]
+        if not (unrouted and hints):
+            return
+        for hint in hints:
+            log.error("%s", hint)
+        if self.recorder.stopped is not None:
+            self.recorder.stopped += f"; {hints[0]}"
+
+    def _live_blocked(self) -> str | None:
+        blocked = live_blocker(
+            has_block=self.config.live_video is not None, has_ffmpeg=shutil.which("ffmpeg") is not None
+        )
+        if blocked == NO_FFMPEG and any(p.is_live for p in self.config.pipelines):
             log.warning("live video tests are skipped: ffmpeg is not installed")
-            return False
-        return True
+        return blocked
 
     def _run_live(self, jobs: list[tuple[int, PlannedJob]]) -> None:
+        """Live jobs go through the first lane whose gateway is still healthy; with none, they are not run."""
         settings = self.config.live_video
         assert settings is not None
-        gateway = self.lanes[0].gateway
-        run_live(
-            jobs,
-            settings=settings,
-            job_endpoint=gateway.broadcaster_job_endpoint,
-            cli=GatewayCli(self.client, gateway.broadcaster_cli_endpoint),
-            client=self.client,
-            recorder=self.recorder,
-            observer=self.observer,
-            budget_spent=self._budget_spent,
-        )
+        lane = next((lane for lane in self.lanes if lane.failed is None), None)
+        if lane is None:
+            return
+        try:
+            run_live(
+                jobs,
+                settings=settings,
+                job_endpoint=lane.gateway.broadcaster_job_endpoint,
+                cli=GatewayCli(self.client, lane.gateway.broadcaster_cli_endpoint),
+                client=self.client,
+                recorder=self.recorder,
+                observer=self.observer,
+                budget_spent=self._budget_spent,
+            )
+        except GatewayUnreachable as exc:
+            lane.failed = str(exc)
+            log.error("lane %d stops: %s; the live jobs left are not run", lane.number, exc)
 
     def _budget_spent(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _check_region(self, courier: Courier) -> None:
+        region = self.config.region
         regions = courier.leaderboard.ai_regions()
         if regions is None:
-            log.warning("could not read the leaderboard's regions; going on without checking %r", self.config.region)
-        elif self.config.region not in regions:
+            if confirmed_ai_region(self.state_dir, region):
+                log.warning("could not read the leaderboard's regions; %s was an AI region before: posting", region)
+                return
+            courier.stop_posting(
+                f"the leaderboard's regions could not be read and no earlier run confirmed {region} as an AI "
+                "region (a transcoding-only region drops AI rows silently): rows wait in the outbox"
+            )
+            log.error("%s", courier.stopped)
+        elif region not in regions:
             raise LeaderboardRegionError(
-                f"region {self.config.region!r} is not an AI region on the leaderboard, which would drop every "
+                f"region {region!r} is not an AI region on the leaderboard, which would drop every "
                 f"row; its AI regions are: {', '.join(regions) or 'none'}"
             )
+        else:
+            remember_ai_region(self.state_dir, region)
 
-    def _flush(self, courier: Courier) -> Delivered:
-        deadline = time.monotonic() + INTERRUPTED_FLUSH_SECONDS if self.recorder.interrupted else None
-        result = courier.flush(deadline=deadline)
-        if result.delivered or result.rejected:
-            log.info("outbox: delivered %d waiting rows, %d rejected", result.delivered, result.rejected)
-        return result
+    def _deliver_the_rest(self) -> None:
+        """Wait for the courier's last answers: without limit normally, within the deadline after a signal."""
+        courier, recorder = self.courier, self.recorder
+        if courier is None:
+            return
+        try:
+            drained = courier.drain(self._interrupt_deadline())
+            # This run's leftovers get one more try.
+            if drained and recorder.going and courier.stopped is None and courier.queue_waiting("late"):
+                courier.drain(self._interrupt_deadline())
+        except Interrupted as exc:  # the signal came while the last rows were being posted
+            recorder.interrupted = recorder.interrupted or exc
+            courier.drain(self._interrupt_deadline())
+        late = courier.counts["late"]
+        if late.delivered or late.rejected:
+            log.info("outbox: delivered %d waiting rows on the closing retry, %d rejected", late.delivered,
+                     late.rejected)  # fmt: skip
+
+    def _interrupt_deadline(self) -> float | None:
+        interrupted = self.recorder.interrupted
+        if interrupted is None:
+            return None
+        return interrupted.at + INTERRUPT_DEADLINE_SECONDS - _SUMMARY_MARGIN_SECONDS

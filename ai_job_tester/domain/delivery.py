@@ -13,6 +13,7 @@ class Delivery:
     status: int | None = None
     message: str = ""
     held: bool = False  # kept back by the health gate, not sent
+    queued: bool = False  # stored and waiting for the courier's answer
 
 
 @dataclass(frozen=True, slots=True)

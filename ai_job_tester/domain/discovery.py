@@ -7,9 +7,11 @@ and mainline's ``/getNetworkCapabilities``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -38,6 +40,51 @@ class ModelOffer:
 
 Offers = dict[str, tuple[ModelOffer, ...]]
 """Lower-case orchestrator address -> the models it offers."""
+
+# What an orchestrator registers and reports is its own choice, so hostile: whatever
+# cannot make a valid leaderboard row, or be stored faithfully, is skipped at planning.
+MAX_NAME_CHARS = 256
+"""The longest capability or model name tested (Hugging Face ids are at most 96)."""
+MAX_SERVICE_URI_CHARS = 2048
+_ADDRESS = re.compile("0x[0-9a-f]{40}")
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SHOWN = re.compile("[^0-9A-Za-z._:/-]")
+
+
+def orchestrator_problem(orch: Orchestrator) -> str | None:
+    """Why no row could be posted for this orchestrator, or None when one can."""
+    if not _ADDRESS.fullmatch(orch.address):
+        return "its address is not a 0x address of 40 hex digits (the leaderboard could not take it)"
+    uri = orch.service_uri
+    if len(uri) > MAX_SERVICE_URI_CHARS:
+        return f"its service URI is longer than {MAX_SERVICE_URI_CHARS} characters"
+    if _UNSTORABLE.search(uri) or any(char.isspace() for char in uri):
+        return "its service URI contains spaces or control characters"
+    try:
+        parts = urlsplit(uri)
+        _ = parts.port
+    except ValueError:
+        return "its service URI is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "its service URI is not an absolute http:// or https:// URL"
+    return None
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """Why a capability or model name cannot be tested and stored faithfully, or None."""
+    if not name:
+        return f"the gateway reported an empty {kind} name"
+    if len(name) > MAX_NAME_CHARS:
+        return f"the {kind} name is longer than {MAX_NAME_CHARS} characters"
+    if _UNSTORABLE.search(name):
+        return f"the {kind} name contains NUL, control characters or lone surrogates"
+    return None
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """A hostile identifier cut down to characters that are inert in any output, for listing it."""
+    cut = _SHOWN.sub("?", text[:limit])
+    return cut + "…" if len(text) > limit else cut
 
 
 class _Lenient(BaseModel):

@@ -10,12 +10,14 @@ are posted.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from .outcome import Outcome
 from .results import JobResult
 
 HELD_MESSAGE = "held: no job of this cycle has passed yet"
+REFUSED_MESSAGE = "held: every orchestrator tested for this pipeline and model refused the request the same way"
 
 
 def tester_fault(results: Sequence[JobResult], min_orchestrators: int) -> str | None:
@@ -30,3 +32,26 @@ def tester_fault(results: Sequence[JobResult], min_orchestrators: int) -> str | 
         "likely fault (gateway deposit or ticket parameters, gateway connectivity, tester-mode flags); "
         "their rows are held, not posted (see `ai-job-tester outbox`)"
     )
+
+
+def is_client_error(error_code: str | None) -> bool:
+    """A 4xx status after routing: the runner refused our request's parameters."""
+    return error_code is not None and len(error_code) == 3 and error_code.startswith("4") and error_code.isdigit()
+
+
+def refused_requests(results: Sequence[JobResult]) -> list[tuple[str, str, str]]:
+    """(pipeline, model, status) where every orchestrator tested failed with the same 4xx: our request's fault.
+
+    One wrong parameter in a pipeline's config would otherwise zero that pipeline for everyone.
+    """
+    groups: dict[tuple[str, str], list[JobResult]] = defaultdict(list)
+    for result in results:
+        if result.scored:
+            groups[(result.job.capability, result.job.model)].append(result)
+    refused = []
+    for (pipeline, model), group in groups.items():
+        codes = {r.verdict.error_code for r in group}
+        code = next(iter(codes))
+        if len(codes) == 1 and all(r.outcome is Outcome.FAILED for r in group) and is_client_error(code):
+            refused.append((pipeline, model, str(code)))
+    return refused

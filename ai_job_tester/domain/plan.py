@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import routes
-from .discovery import ModelOffer, Offers, Orchestrator
+from .discovery import ModelOffer, Offers, Orchestrator, name_problem, orchestrator_problem, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,19 @@ class PlannedJob:
         return f"{self.model} [{self.variant.id}]" if self.variant is not None else self.model
 
 
+NO_LIVE_BLOCK = "live video needs a liveVideo block in the config"
+NO_FFMPEG = "live video needs ffmpeg, which is not installed here"
+
+
+def live_blocker(*, has_block: bool, has_ffmpeg: bool) -> str | None:
+    """Why live offers cannot be tested in this run, or None when they can."""
+    if not has_block:
+        return NO_LIVE_BLOCK
+    if not has_ffmpeg:
+        return NO_FFMPEG
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SkippedOffer:
     """A capability an orchestrator offers that this cycle does not test, and why."""
@@ -111,6 +124,11 @@ class Plan:
     jobs: tuple[PlannedJob, ...]
     skipped: tuple[SkippedOffer, ...] = field(default=())
 
+    @property
+    def has_nothing_to_test(self) -> bool:
+        """No job, although discovery found orchestrators (all skipped, or none offers a usable pipeline)."""
+        return not self.jobs and bool(self.orchestrators or self.skipped)
+
 
 def build_plan(
     orchestrators: Sequence[Orchestrator],
@@ -118,17 +136,25 @@ def build_plan(
     pipelines: Sequence[Pipeline],
     filters: Filters = Filters(),
     *,
-    live: bool = False,
+    live_blocked: str | None = NO_LIVE_BLOCK,
 ) -> Plan:
     """Match offers to configured pipelines by route and apply the operator's filters.
 
-    ``live`` says whether live video can be tested (the config has a ``liveVideo`` block);
-    a live offer then becomes one job per prompt variant.
+    ``live_blocked`` says why live video cannot be tested (see ``live_blocker``), or is None
+    when it can: a live offer then becomes one job per prompt variant.
     """
     by_route = {pipeline.route: pipeline for pipeline in pipelines}
     jobs: list[PlannedJob] = []
     skipped: list[SkippedOffer] = []
-    chosen = [orch for orch in orchestrators if filters.admits_orchestrator(orch)]
+    chosen = []
+    for orch in orchestrators:
+        if not filters.admits_orchestrator(orch):
+            continue
+        problem = orchestrator_problem(orch)
+        if problem:  # skipped now, never refused by the row model after its jobs ran
+            skipped.append(SkippedOffer(shown(orch.address), "-", "-", problem))
+            continue
+        chosen.append(orch)
     for orch in chosen:
         orch_offers = offers.get(orch.address, ())
         if not orch_offers:
@@ -136,8 +162,12 @@ def build_plan(
         for offer in orch_offers:
             if not (filters.admits_pipeline(offer.capability) and filters.admits_model(offer.model)):
                 continue
+            problem = name_problem("capability", offer.capability) or name_problem("model", offer.model)
+            if problem:
+                skipped.append(SkippedOffer(orch.address, shown(offer.capability, 80), shown(offer.model, 80), problem))
+                continue
             pipeline = by_route.get(routes.route_of(offer.capability))
-            reason = _skip_reason(offer, pipeline, live=live)
+            reason = _skip_reason(offer, pipeline, live_blocked=live_blocked)
             if reason or pipeline is None:
                 skipped.append(SkippedOffer(orch.address, offer.capability, offer.model, reason))
                 continue
@@ -150,14 +180,12 @@ def build_plan(
     return Plan(orchestrators=tuple(chosen), jobs=tuple(jobs), skipped=tuple(skipped))
 
 
-def _skip_reason(offer: ModelOffer, pipeline: Pipeline | None, *, live: bool) -> str:
+def _skip_reason(offer: ModelOffer, pipeline: Pipeline | None, *, live_blocked: str | None) -> str:
     if pipeline is None:
         return "no pipeline with this route in the config"
     is_live_offer = routes.is_live_capability(offer.capability)
     if is_live_offer != pipeline.is_live:
         return "configured as a live pipeline" if pipeline.is_live else "not configured as a live pipeline"
-    if is_live_offer and not live:
-        return "live video needs a liveVideo block in the config"
-    if not offer.model:
-        return "the gateway reported an empty model name"
+    if is_live_offer and live_blocked is not None:
+        return live_blocked
     return ""

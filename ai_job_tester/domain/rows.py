@@ -8,13 +8,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .text import TRUNCATION_MARKER, decoded, storable
 
 MAX_PAYLOAD_CHARS = 512 * 1024
 """``response_payload`` is cut to this many characters: the leaderboard wants well under 4 MB."""
+
+MAX_PARAMETERS_CHARS = 64 * 1024
+MAX_MESSAGE_CHARS = 2048
+MAX_NAME_CHARS = 256  # model, pipeline, error code: planning skips longer names; this is the safety net
+
+
+def _storable(limit: int) -> BeforeValidator:
+    # Every string of a row passes here, whoever built it (a job, or a journal line written by an
+    # older version): PostgreSQL refuses NUL for ever, and a lone surrogate cannot be encoded
+    # (pydantic itself refuses one, hence before its own check).
+    return BeforeValidator(lambda value: storable(value, limit) if isinstance(value, str) else value)
+
+
+Name = Annotated[str, _storable(MAX_NAME_CHARS)]
 
 CAPTURE_DISABLED_PAYLOAD = '{"message":"(Job Tester) Capture Response Disabled"}'
 """What the Go tester posted for a passing job of a pipeline with ``capture_response: false``."""
@@ -25,8 +40,8 @@ __all__ = ["CAPTURE_DISABLED_PAYLOAD", "MAX_PAYLOAD_CHARS", "TRUNCATION_MARKER",
 class ErrorEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    error_code: str
-    message: str
+    error_code: Name
+    message: Annotated[str, _storable(MAX_MESSAGE_CHARS)]
     count: int = 1
 
 
@@ -37,15 +52,15 @@ class LeaderboardRow(BaseModel):
 
     region: str
     orchestrator: str = Field(max_length=56)
-    success_rate: float
-    round_trip_time: float
+    success_rate: float = Field(allow_inf_nan=False)
+    round_trip_time: float = Field(allow_inf_nan=False)
     errors: list[ErrorEntry]
     timestamp: int
-    model: str = Field(min_length=1)
-    pipeline: str = Field(min_length=1)
+    model: Name = Field(min_length=1)
+    pipeline: Name = Field(min_length=1)
     model_is_warm: bool
-    input_parameters: str
-    response_payload: str
+    input_parameters: Annotated[str, _storable(MAX_PARAMETERS_CHARS)]
+    response_payload: Annotated[str, _storable(MAX_PAYLOAD_CHARS)]
 
 
 def response_payload(body: bytes, *, capture: bool, passed: bool) -> str:

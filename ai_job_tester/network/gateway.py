@@ -13,8 +13,10 @@ from ..domain.discovery import Offers, Orchestrator, parse_ai_capabilities, pars
 from ..domain.routes import is_live_capability
 from ..domain.text import gateway_message
 from ..errors import GatewayReplyError, GatewayUnreachable
+from .deadline import DeadlineExceeded, within
 
 DISCOVERY_TIMEOUT_SECONDS = 30.0
+"""One discovery request, whole: connect, headers and body together."""
 MAX_DISCOVERY_BYTES = 64 * 1024 * 1024
 
 
@@ -64,10 +66,13 @@ class GatewayCli:
         }
 
     def live_capacity(self) -> dict[tuple[str, str], int]:
-        """Fresh idle capacity per (orchestrator, selector); empty when the gateway cannot say."""
+        """Fresh idle capacity per (orchestrator, selector); empty when the gateway cannot say.
+
+        Raises ``GatewayUnreachable``: a gateway that is gone must stop the live jobs, not fail them.
+        """
         try:
             offers = self.live_offers()
-        except (GatewayUnreachable, GatewayReplyError):
+        except GatewayReplyError:
             return {}
         return {
             (address, o.model): o.capacity for address, found in offers.items() for o in found if o.capacity is not None
@@ -77,6 +82,14 @@ class GatewayCli:
         return self._decode(self._get(path), path)
 
     def _get(self, path: str) -> _Reply:
+        try:
+            return within(DISCOVERY_TIMEOUT_SECONDS, lambda: self._get_now(path), what=f"{path} on the gateway")
+        except DeadlineExceeded:
+            raise GatewayReplyError(
+                f"the gateway's {path} reply did not finish within {DISCOVERY_TIMEOUT_SECONDS:g} s"
+            ) from None
+
+    def _get_now(self, path: str) -> _Reply:
         url = self._endpoint + path
         try:
             with self._client.stream("GET", url, timeout=DISCOVERY_TIMEOUT_SECONDS) as reply:

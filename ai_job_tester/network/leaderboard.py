@@ -10,8 +10,12 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from ..domain import rows
 from ..domain.delivery import Delivery
 from ..domain.text import gateway_message
+from .deadline import DeadlineExceeded, within
 
 POST_TIMEOUT_SECONDS = 15.0
+"""The whole post, or the whole regions request: connect, headers and body together."""
+
+MAX_REPLY_BYTES = 64 * 1024
 
 
 class _Region(BaseModel):
@@ -42,11 +46,12 @@ class Leaderboard:
     def ai_regions(self) -> list[str] | None:
         """Return the ids of the leaderboard's AI regions, or None when they cannot be had."""
         try:
-            reply = self._client.get(regions_url(self._endpoint), timeout=POST_TIMEOUT_SECONDS)
-            if reply.status_code != 200:
+            status, body = within(POST_TIMEOUT_SECONDS, lambda: self._request("GET", regions_url(self._endpoint)),
+                                  what="reading the leaderboard's regions")  # fmt: skip
+            if status != 200:
                 return None
-            document = _Regions.model_validate_json(reply.content)
-        except (httpx.HTTPError, ValidationError):
+            document = _Regions.model_validate_json(body)
+        except (httpx.HTTPError, ValidationError, DeadlineExceeded, RecursionError):
             return None
         return sorted({region.id for region in document.regions if region.type == "ai"})
 
@@ -57,9 +62,25 @@ class Leaderboard:
             "Authorization": rows.sign(body, self._secret.get_secret_value()),
         }
         try:
-            reply = self._client.post(self._endpoint, content=body, headers=headers, timeout=POST_TIMEOUT_SECONDS)
-        except httpx.HTTPError as exc:
+            status, reply = within(
+                POST_TIMEOUT_SECONDS, lambda: self._request("POST", self._endpoint, body, headers), what="the post"
+            )
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             return Delivery(False, None, f"the leaderboard could not be reached ({type(exc).__name__}: {exc})")
-        if reply.status_code == 200:
+        if status == 200:
             return Delivery(True, 200)
-        return Delivery(False, reply.status_code, f"HTTP {reply.status_code}: {gateway_message(reply.content)}")
+        # The leaderboard writes its error and then "ok": the status decides, the first line explains.
+        first_line = reply.split(b"\n", 1)[0]
+        return Delivery(False, status, f"HTTP {status}: {gateway_message(first_line)}")
+
+    def _request(
+        self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """One request, its reply read up to ``MAX_REPLY_BYTES`` (a leaderboard answers in a few bytes)."""
+        with self._client.stream(method, url, content=body, headers=headers, timeout=POST_TIMEOUT_SECONDS) as reply:
+            kept = bytearray()
+            for chunk in reply.iter_bytes():
+                kept += chunk[: MAX_REPLY_BYTES - len(kept)]
+                if len(kept) >= MAX_REPLY_BYTES:
+                    break
+            return reply.status_code, bytes(kept)

@@ -20,8 +20,10 @@ from ..config import LiveVideoConfig
 from ..domain import live
 from ..domain.live_verdict import LiveRun, live_params
 from ..domain.plan import PlannedJob
+from .deadline import DeadlineExceeded, within
 
 POLL_SECONDS = 0.25
+STATUS_TIMEOUT_SECONDS = 5.0  # one status request, whole
 _READ_COMMAND = ["ffmpeg", "-nostdin", "-nostats", "-fflags", "nobuffer", "-analyzeduration", "1M", "-probesize",
                  "64k", "-i", "URL"]  # fmt: skip
 _READ_TAIL = ["-map", "0:v:0", "-vf", "showinfo", "-an", "-f", "null", "-"]
@@ -100,9 +102,11 @@ def _wait_until_ready(
 
 
 def _status(client: httpx.Client, gateway: str, stream: str) -> dict[str, Any] | None:
+    url = f"{gateway}/live/video-to-video/{stream}/status"
     try:
-        reply = client.get(f"{gateway}/live/video-to-video/{stream}/status", timeout=5)
-    except httpx.HTTPError:
+        reply = within(STATUS_TIMEOUT_SECONDS, lambda: client.get(url, timeout=STATUS_TIMEOUT_SECONDS),
+                       what="the stream's status")  # fmt: skip
+    except (httpx.HTTPError, DeadlineExceeded):
         return None
     if reply.status_code != 200:
         return None
@@ -127,6 +131,8 @@ def _read_output(url: str, started: float, settings: LiveVideoConfig) -> list[tu
                     break
                 time.sleep(0.05)
         collector.join(timeout=_STOP_GRACE_SECONDS)
+        if reader.stderr is not None and not collector.is_alive():
+            reader.stderr.close()  # ffmpeg has exited and the collector read to its end
         if not frames:
             time.sleep(POLL_SECONDS)  # the output may appear seconds after the push: read again
     return list(frames)

@@ -152,7 +152,7 @@ class LogObserver:
         rtt = f"{result.round_trip:.3f}s" if result.round_trip is not None else "-"
         detail = f" {result.verdict.error_code or ''} {result.verdict.message}".rstrip()
         post = ""
-        if result.delivery is not None and not result.delivery.delivered:
+        if result.delivery is not None and not result.delivery.delivered and not result.delivery.queued:
             post = f" (not posted: {result.delivery.message})"
         extra = {
             **_job_fields(result.job),
@@ -212,12 +212,12 @@ def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> 
     """Print the configured pipelines as ``validate`` sees them."""
     from rich.table import Table
 
-    table = Table(title=f"{sum(p.tested for p in pipelines)} pipelines to test")
+    table = Table(title=f"{sum(p.not_tested is None for p in pipelines)} pipelines to test")
     for column in ("name", "route", "body", "model field", "test file", "timeout", "tested"):
         table.add_column(column)
     for p in pipelines:
         table.add_row(_inert(p.name), p.route, p.content_type, p.model_field, _inert(str(p.asset or "-")),
-                      f"{p.timeout:g} s", "yes" if p.tested else "no: live video needs a liveVideo block")  # fmt: skip
+                      f"{p.timeout:g} s", "yes" if p.not_tested is None else f"no: {_inert(p.not_tested)}")  # fmt: skip
     console.print(table)
 
 
@@ -235,7 +235,13 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
             table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(row.pipeline), _inert(row.model),
                           "passed" if row.success_rate else "failed", _inert(error, 600))  # fmt: skip
         console.print(table)
-    table = Table(title=f"{len(inventory.rejected)} row(s) rejected by the leaderboard")
+    table = Table(title=f"{len(inventory.archived)} row(s) retired unsent (too old to count as current)")
+    for column in ("time", "orchestrator", "pipeline", "model"):
+        table.add_column(column, overflow="fold")
+    for row in inventory.archived:
+        table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(row.pipeline), _inert(row.model))
+    console.print(table)
+    table = Table(title=f"{len(inventory.rejected)} row(s) set aside: rejected by the leaderboard, or dead-lettered")
     for column in ("file", "message"):
         table.add_column(column, overflow="fold")
     for rejected in inventory.rejected:
@@ -407,6 +413,8 @@ def _delivery_lines(report: CycleReport) -> list[str]:
             f"[red]{report.rows_rejected} row(s) rejected by the leaderboard (HTTP 400)[/]: "
             "see rejected/ in the state directory"
         )
+    if report.retired:
+        lines.append(f"[yellow]{report.retired} row(s) too old to count as current were retired[/] to archive.jsonl")
     if report.undelivered:
         lines.append(f"[red]{report.undelivered} row(s) wait in the outbox[/] and will be sent first by the next run")
     return lines

@@ -38,6 +38,11 @@ def registry_for(report: CycleReport) -> CollectorRegistry:
         counts[result.outcome] += 1
     for outcome, count in counts.items():
         jobs.labels(report.region, outcome.value.replace(" ", "_")).set(count)
+    rows = Gauge("ai_job_tester_cycle_rows", "Rows of the last run by what became of them (beyond those posted).",
+                 ("region", "state"), registry=registry)  # fmt: skip
+    rows.labels(report.region, "undelivered").set(report.undelivered)  # still waiting in the outbox
+    rows.labels(report.region, "set_aside").set(report.rows_rejected)  # rejected or dead-lettered this run
+    rows.labels(report.region, "retired").set(report.retired)  # too old to post as current
     Gauge("ai_job_tester_cycle_duration_seconds", "How long the last cycle took.", ("region",),
           registry=registry).labels(report.region).set(report.finished_at - report.started_at)  # fmt: skip
     Gauge("ai_job_tester_cycle_last_finished_timestamp_seconds", "When the last cycle finished (Unix time).",

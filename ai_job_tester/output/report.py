@@ -57,6 +57,7 @@ class CycleReport:
     posting_stopped: str | None = None
     held_back: str | None = None  # why the health gate kept this cycle's failure rows back
     lane_failures: tuple[str, ...] = ()  # lanes whose gateway failed; others took their jobs
+    retired: int = 0  # rows too old to post as current, moved to archive.jsonl unsent
 
     @property
     def rows_rejected(self) -> int:
@@ -113,6 +114,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "earlier_rows_delivered": report.earlier_rows.delivered,
         "rows_rejected_by_leaderboard": report.rows_rejected,
         "undelivered": report.undelivered,
+        "rows_retired": report.retired,
         "held_back": report.held_back,
         "lane_failures": list(report.lane_failures),
         "jobs": [_job_entry(result, scores.get(key_of(result))) for result in report.results],

@@ -257,7 +257,7 @@ class _JobHandler(QuietHandler):
             )
         )
         if fault is Fault.ERROR:
-            self.reply_error(500, "Internal Server Error")
+            self.reply_error(orch.error_status, orch.error_message)
         elif fault is Fault.DROP:
             self.drop()
         elif fault is Fault.EMPTY:

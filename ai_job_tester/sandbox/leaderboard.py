@@ -1,4 +1,10 @@
-"""A simulated leaderboard API: checks the HMAC and the JSON types as the real one does."""
+"""A simulated leaderboard API that behaves like the real one (livepeer-contract.md §7.1).
+
+leaderboard-serverless on PostgreSQL: HMAC of the exact bytes; Go's JSON types; 400 for an
+unknown region; 500 (for ever) for a NUL anywhere in the row or an orchestrator longer than
+56 characters; a lone surrogate stored as U+FFFD; an error body followed by ``ok``; rows of a
+region that exists only for transcoding silently dropped; every window by insert time.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import statistics
 import threading
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,38 +23,43 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from ._http import QuietHandler, ServerThread
 
+_AI_REGIONS = ("GLOBAL", "MDW", "FRA", "LAX")
+_TRANSCODING_ONLY = ("ATL", "ATL2", "HOU", "LON", "MAD", "MIA", "MOS2", "ASH", "NYC", "PRG", "SJO", "SAO", "SEA",
+                     "SIN", "STO", "SYD", "HND", "TOR")  # fmt: skip
 DEFAULT_REGIONS: dict[str, tuple[str, ...]] = {
-    "GLOBAL": ("ai", "transcoding"),
-    "MDW": ("ai", "transcoding"),
-    "FRA": ("ai", "transcoding"),
-    "LAX": ("ai", "transcoding"),
-    "SIN": ("transcoding",),
-    "NYC": ("transcoding",),
+    **{region: ("ai", "transcoding") for region in _AI_REGIONS},
+    **{region: ("transcoding",) for region in _TRANSCODING_ONLY},
 }
+"""The real leaderboard's 26 entries: 4 AI regions (also transcoding) and 18 transcoding-only ones."""
+
+MAX_ORCHESTRATOR = 56  # VARCHAR(56)
+NUL_REFUSED = "ERROR: unsupported Unicode escape sequence (SQLSTATE 22P05)"
+DEFAULT_WINDOW_SECONDS = 24 * 3600  # START_TIME_WINDOW
 
 
 class _StrictError(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
     error_code: StrictStr
-    message: StrictStr
+    message: StrictStr = ""
     count: StrictInt
 
 
 class StoredRow(BaseModel):
-    """A row as the leaderboard's Go decoder accepts it (numbers may be ints or floats)."""
+    """A row as the leaderboard's Go decoder accepts it (numbers may be ints or floats; unknown keys ignored)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     region: StrictStr
     orchestrator: StrictStr
     success_rate: StrictFloat | StrictInt
     round_trip_time: StrictFloat | StrictInt
-    errors: list[_StrictError]
+    errors: list[_StrictError] | None = None
     timestamp: StrictInt
     model: StrictStr
     pipeline: StrictStr
     model_is_warm: StrictBool
     input_parameters: StrictStr
     response_payload: StrictStr
+    event_time: float = 0.0  # set by the leaderboard: when the row arrived (windows use it, not timestamp)
 
 
 class SimLeaderboard:
@@ -59,6 +72,7 @@ class SimLeaderboard:
         self.dropped: list[StoredRow] = []
         self.rejected: list[tuple[int, str]] = []
         self.script: list[int] = []  # statuses to answer the next posts with, before judging them
+        self.refuse_models: set[str] = set()  # rows of these models hit a database constraint: 500 for ever
         self.serve_regions = True
         self.held = 0  # posts that arrived while held
         self._gate: threading.Event | None = None
@@ -113,16 +127,23 @@ class SimLeaderboard:
         if not hmac.compare_digest(expected, signature):
             return self._reject(403, "invalid signature")
         try:
-            row = StoredRow.model_validate(json.loads(body))
+            raw = json.loads(body)
+            row = StoredRow.model_validate({**raw, "event_time": time.time()} if isinstance(raw, dict) else raw)
         except (ValueError, ValidationError) as exc:
-            return self._reject(400, f"invalid body: {str(exc).splitlines()[0]}")
+            return self._reject(400, f"json: {str(exc).splitlines()[0]}")
         if not row.model or not row.pipeline:
             return self._reject(400, "model and pipeline are required for AI stats")
         types = self.regions.get(row.region)
         if types is None:
             return self._reject(400, "invalid region")
+        if _has_nul(raw):
+            return self._reject(500, NUL_REFUSED)  # PostgreSQL refuses it in JSONB, however often it comes
+        if row.model in self.refuse_models:
+            return self._reject(500, "ERROR: new row violates check constraint (SQLSTATE 23514)")
+        if len(row.orchestrator) > MAX_ORCHESTRATOR:
+            return self._reject(500, "ERROR: value too long for type character varying(56) (SQLSTATE 22001)")
         with self._lock:
-            (self.rows if "ai" in types else self.dropped).append(row)
+            (self.rows if "ai" in types else self.dropped).append(_as_stored(row))
         return 200, "ok"
 
     def _reject(self, status: int, text: str) -> tuple[int, str]:
@@ -130,12 +151,21 @@ class SimLeaderboard:
             self.rejected.append((status, text))
         return status, text
 
-    def aggregated_stats(self, pipeline: str, model: str, region: str | None) -> dict[str, Any]:
-        """Score stored rows as leaderboard-serverless does: exp(-k * avg_rtt), k = -ln(0.8) / median."""
+    def aggregated_stats(
+        self, pipeline: str, model: str, region: str | None, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any] | None:
+        """Score stored rows as leaderboard-serverless does: exp(-k * avg_rtt), k = -ln(0.8) / median.
+
+        The window is by insert time (default the last 24 h); None stands for its 500 on NaN.
+        """
+        until = time.time() if until is None else until
+        since = until - DEFAULT_WINDOW_SECONDS if since is None else since
         with self._lock:
             rows = [r for r in self.rows if r.pipeline == pipeline and r.model == model]
-        rows = [r for r in rows if region is None or r.region == region]
+        rows = [r for r in rows if (region is None or r.region == region) and since <= r.event_time <= until]
         passing = [float(r.round_trip_time) for r in rows if r.success_rate > 0]
+        if rows and not passing and all(r.round_trip_time == 0 for r in rows):
+            return None  # json: unsupported value: NaN
         median = statistics.median(passing) if passing else 0.0
         result: dict[str, Any] = {}
         for (orch, row_region), group in _group(rows).items():
@@ -156,6 +186,30 @@ class SimLeaderboard:
                 for kind in kinds
             ]
         }
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _as_stored(row: StoredRow) -> StoredRow:
+    # JSONB keeps a lone surrogate escape as U+FFFD; Python's json.loads had kept it lone.
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return re.sub("[\ud800-\udfff]", "\ufffd", value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    return StoredRow.model_validate(clean(row.model_dump()))
 
 
 def _group(rows: list[StoredRow]) -> dict[tuple[str, str], list[StoredRow]]:
@@ -180,7 +234,12 @@ class _Handler(QuietHandler):
             self.drop()
             return
         status, text = board.accept(body, self.headers.get("Authorization", ""))
-        self.reply(status, text.encode(), "text/plain")
+        if status == 403:  # the auth middleware answers and returns
+            self.reply(status, json.dumps({"error": text}).encode(), "text/plain")
+        elif status != 200:  # the handler writes its error, does not return, and appends "ok"
+            self.reply(status, json.dumps({"error": text}).encode() + b"\nok", "text/plain")
+        else:
+            self.reply(status, b"ok", "text/plain")
 
     def do_GET(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
@@ -188,6 +247,11 @@ class _Handler(QuietHandler):
         if url.path == "/api/regions" and _owner(self).serve_regions:
             self.reply_json(200, _owner(self).regions_document())
         elif url.path == "/api/aggregated_stats" and "pipeline" in query and "model" in query:
-            self.reply_json(200, _owner(self).aggregated_stats(query["pipeline"], query["model"], query.get("region")))
+            window = {key: float(query[key]) for key in ("since", "until") if key in query}
+            stats = _owner(self).aggregated_stats(query["pipeline"], query["model"], query.get("region"), **window)
+            if stats is None:
+                self.reply(500, b'{"error":"json: unsupported value: NaN"}\nok', "text/plain")
+            else:
+                self.reply_json(200, stats)
         else:
             self.reply(404, b"not found\n", "text/plain")

@@ -14,6 +14,7 @@ from .media import SimMediaServer
 from .scenario import Fault, LiveBehaviour, SimModel, SimOrchestrator
 
 SIM_SECRET = "sandbox-secret"
+SIM_WEBHOOK_TOKEN = "sandbox-webhook-token-0123456789"
 
 
 def demo_orchestrators() -> list[SimOrchestrator]:
@@ -76,9 +77,16 @@ class SimNetwork:
         capability_api: CapabilityApi = "ai",
         tester_mode: bool = True,
         gateways: int = 1,
+        webhook_token: str | None = SIM_WEBHOOK_TOKEN,
+        gateway_sends_token: bool = True,
     ) -> None:
         self.region = region
         self.secret = secret
+        # As a real deployment should: only the gateway's webhook requests, with the token, count.
+        self.webhook_token = webhook_token
+        # False starts the gateways with a plain -orchWebhookUrl …/orchestrators, as a
+        # misconfigured deployment does: its jobs come out unrouted.
+        self.gateway_sends_token = gateway_sends_token
         self.orchestrators = list(demo_orchestrators() if orchestrators is None else orchestrators)
         # Several gateways share the orchestrators, as gateways of one region do: one per lane.
         self.gateways = [
@@ -128,8 +136,11 @@ class SimNetwork:
         self.stop()
 
     def point_webhook(self, port: int, gateway: int = 0) -> None:
-        """Tell a gateway where its lane's webhook listens (its -orchWebhookUrl)."""
-        self.gateways[gateway].webhook_url = f"http://127.0.0.1:{port}/orchestrators"
+        """Tell a gateway where its lane's webhook listens (its -orchWebhookUrl, with the token)."""
+        path = "/orchestrators"
+        if self.webhook_token and self.gateway_sends_token:
+            path += f"/{self.webhook_token}"
+        self.gateways[gateway].webhook_url = f"http://127.0.0.1:{port}{path}"
 
     def tester_config(
         self,
@@ -150,6 +161,7 @@ class SimNetwork:
             "metricsApiEndpoint": self.leaderboard.post_stats_url,
             "metricsSecret": self.secret,
             "broadcasterRequestToken": "None",
+            **({"webhookToken": self.webhook_token} if self.webhook_token else {}),
             "pipelines": shipped_pipelines() if pipelines is None else pipelines,
         }
         if webhook_ports is None:

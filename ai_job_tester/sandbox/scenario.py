@@ -63,6 +63,8 @@ class SimOrchestrator:
     latency: float = 0.0
     fault: Fault = Fault.NONE
     faults: dict[str, Fault] = field(default_factory=dict)  # per capability name
+    error_status: int = 500  # Fault.ERROR: the status, and the message the gateway relays with it
+    error_message: str = "Internal Server Error"
     slow_seconds: float = 30.0
     huge_bytes: int = 20 * 1024 * 1024
     token_seconds: float = 0.005  # between two streamed LLM chunks

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.rows import LeaderboardRow
-from .outbox import HELD_JOURNAL, JOURNAL, REJECTED, Outbox
+from .outbox import ARCHIVE, HELD_JOURNAL, JOURNAL, REJECTED, Outbox
 from .state import CycleLock
 
 
@@ -22,13 +22,16 @@ class Rejected:
 class Inventory:
     held: list[LeaderboardRow]
     waiting: list[LeaderboardRow]
-    rejected: list[Rejected]
+    rejected: list[Rejected]  # refused with 400, or dead-lettered after refusals
+    archived: list[LeaderboardRow]  # retired unsent: too old to count as current
 
 
 def read_inventory(state_dir: Path) -> Inventory:
     """List the rows of a state directory, under its lock so that no cycle writes meanwhile."""
     with CycleLock(state_dir):
-        return Inventory(_rows(state_dir, HELD_JOURNAL), _rows(state_dir, JOURNAL), _rejected(state_dir))
+        return Inventory(
+            _rows(state_dir, HELD_JOURNAL), _rows(state_dir, JOURNAL), _rejected(state_dir), _archived(state_dir)
+        )
 
 
 def release_held(state_dir: Path) -> int:
@@ -59,7 +62,23 @@ def _rejected(state_dir: Path) -> list[Rejected]:
     for path in sorted((state_dir / REJECTED).glob("*.json")):
         try:
             document = json.loads(path.read_text())
-        except (OSError, ValueError):
+            if not isinstance(document, dict):
+                continue
+        except (OSError, ValueError, RecursionError):
             continue
         found.append(Rejected(path, str(document.get("message", "")), dict(document.get("row") or {})))
+    return found
+
+
+def _archived(state_dir: Path) -> list[LeaderboardRow]:
+    try:
+        lines = (state_dir / ARCHIVE).read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            found.append(LeaderboardRow.model_validate(json.loads(line)["row"]))
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue  # a line torn by a crash
     return found

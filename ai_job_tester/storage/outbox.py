@@ -2,60 +2,80 @@
 
 Layout under the state directory::
 
-    outbox.jsonl                   an append-only journal: a line per stored row, and a
-                                   line per row the leaderboard answered
+    outbox.jsonl                   an append-only journal: a line per stored row, a line per
+                                   failed attempt, and a line per row that left the outbox
     held.jsonl                     the same, for rows the health gate holds back
-    rejected/<id>.json             a row refused with HTTP 400, with the server's message
+    rejected/<id>.json             a row set aside: refused with HTTP 400, or refused again and
+                                   again while the leaderboard took other rows (dead-lettered)
+    archive.jsonl                  rows retired unsent because they grew too old to count as current
 
-A row's line is appended and ``fdatasync``-ed before the row is posted. An answer's line
-is appended without a sync: if it is lost in a crash, the row is posted once more, which
-at-least-once delivery allows. Opening the outbox compacts the journal to the rows still
-waiting (written aside, synced, renamed into place). A line torn by a crash mid-write is
-skipped: that row was never posted.
+A row's line is appended and ``fdatasync``-ed before the row is posted. Other lines are
+appended without a sync: if one is lost in a crash, the row is posted once more (or one
+attempt is forgotten), which at-least-once delivery allows. Opening the outbox compacts
+the journal to the rows still waiting (written aside, synced, renamed into place). A line
+torn by a crash mid-write is skipped: that row was never posted.
+
+The lanes store rows while the courier's thread posts them: every method takes the lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..domain.rows import LeaderboardRow
+from ..errors import StateDirError
 
 JOURNAL = "outbox.jsonl"
-HELD_JOURNAL = "held.jsonl"  # rows the health gate keeps back (see ``gate.py``)
+HELD_JOURNAL = "held.jsonl"  # rows the health gate keeps back (see ``domain/gate.py``)
 REJECTED = "rejected"
+ARCHIVE = "archive.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
 class Parcel:
-    """A row waiting in the outbox, and its id in the journal."""
+    """A row waiting in the outbox, its id in the journal, and how many posts of it failed."""
 
     id: str
     row: LeaderboardRow
+    attempts: int = 0
 
 
 class Outbox:
-    """The waiting and rejected rows of one state directory; one writer at a time (the cycle lock)."""
+    """The waiting and set-aside rows of one state directory; one cycle at a time (the cycle lock)."""
 
     def __init__(self, state_dir: Path, journal: str = JOURNAL) -> None:
+        self._state_dir = state_dir
         self._journal = state_dir / journal
         self._rejected = state_dir / REJECTED
-        self._rejected.mkdir(parents=True, exist_ok=True)
-        self._waiting = self._load()
-        self._compact()
-        self._fd = os.open(self._journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._lock = threading.Lock()
+        self._fd = -1
+        _usable_file(self._journal)
+        try:
+            self._rejected.mkdir(parents=True, exist_ok=True)
+            self._unreadable: list[tuple[str, Any, str]] = []
+            self._waiting = self._load()
+            self._set_aside_unreadable()
+            self._compact()
+            self._fd = os.open(self._journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise _unusable(self._journal, exc) from None
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def __enter__(self) -> Outbox:
         return self
@@ -66,34 +86,70 @@ class Outbox:
     def put(self, row: LeaderboardRow) -> Parcel:
         """Store the row durably; return it as a parcel to post."""
         parcel = Parcel(f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}", row)
-        self._append({"id": parcel.id, "row": row.model_dump(mode="json")}, sync=True)
-        self._waiting[parcel.id] = parcel
+        with self._lock:
+            self._append({"id": parcel.id, "row": _row_json(row)}, sync=True)
+            self._waiting[parcel.id] = parcel
         return parcel
 
     def pending(self) -> Iterator[Parcel]:
-        """Yield the waiting rows, oldest first."""
-        yield from list(self._waiting.values())
+        """Yield the waiting rows, fewest failed attempts first, then oldest first.
+
+        A row the leaderboard keeps refusing goes to the back, so it never holds up the others.
+        """
+        with self._lock:
+            parcels = sorted(self._waiting.values(), key=lambda p: (p.attempts, p.id))
+        yield from parcels
 
     def count(self) -> int:
-        return len(self._waiting)
+        with self._lock:
+            return len(self._waiting)
 
     def delivered(self, parcel: Parcel) -> None:
         self._done(parcel, "delivered")
 
+    def failed(self, parcel: Parcel, message: str) -> Parcel:
+        """Count one more failed post of the row (it stays); return it with its new count."""
+        with self._lock:
+            current = self._waiting.get(parcel.id)
+            if current is None:
+                return parcel
+            updated = replace(current, attempts=current.attempts + 1)
+            self._waiting[parcel.id] = updated
+            self._append({"id": parcel.id, "failed": message[:500]}, sync=False)
+        return updated
+
     def reject(self, parcel: Parcel, message: str) -> None:
-        """Move a row the leaderboard refused aside, with its answer, for a person to read."""
-        document = {"rejected_at": int(time.time()), "message": message, "row": parcel.row.model_dump(mode="json")}
-        _write_durably(self._rejected / f"{parcel.id}.json", json.dumps(document, indent=2).encode())
+        """Move a row the leaderboard will not take aside, with the reason, for a person to read."""
+        document = {"rejected_at": int(time.time()), "message": message, "row": _row_json(parcel.row)}
+        try:
+            _write_durably(self._rejected / f"{parcel.id}.json", json.dumps(document, indent=2).encode())
+        except OSError as exc:
+            raise _unusable(self._rejected, exc) from None
         self._done(parcel, "rejected")
 
+    def retire(self, parcel: Parcel, why: str) -> None:
+        """Move a row that must not be posted any more to the archive, with the reason."""
+        line = json.dumps({"retired_at": int(time.time()), "why": why, "row": _row_json(parcel.row)})
+        path = self._state_dir / ARCHIVE
+        try:
+            with self._lock, path.open("a", encoding="utf-8") as archive:
+                archive.write(line + "\n")
+        except OSError as exc:
+            raise _unusable(path, exc) from None
+        self._done(parcel, "retired")
+
     def _done(self, parcel: Parcel, how: str) -> None:
-        if self._waiting.pop(parcel.id, None) is not None:
-            self._append({"id": parcel.id, "done": how}, sync=False)
+        with self._lock:
+            if self._waiting.pop(parcel.id, None) is not None:
+                self._append({"id": parcel.id, "done": how}, sync=False)
 
     def _append(self, entry: dict[str, object], *, sync: bool) -> None:
-        os.write(self._fd, json.dumps(entry, separators=(",", ":")).encode() + b"\n")
-        if sync:
-            os.fdatasync(self._fd)
+        try:
+            os.write(self._fd, json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+            if sync:
+                os.fdatasync(self._fd)
+        except OSError as exc:
+            raise _unusable(self._journal, exc) from None
 
     def _load(self) -> dict[str, Parcel]:
         waiting: dict[str, Parcel] = {}
@@ -104,20 +160,58 @@ class Outbox:
         for line in lines:
             try:
                 entry = json.loads(line)
+                key = entry["id"]
                 if "row" in entry:
-                    waiting[entry["id"]] = Parcel(entry["id"], LeaderboardRow.model_validate(entry["row"]))
+                    try:
+                        waiting[key] = Parcel(key, _row_from(entry["row"]), int(entry.get("attempts", 0)))
+                    except ValidationError as exc:  # whole, but not a row this version can post
+                        self._unreadable.append((key, entry["row"], str(exc).splitlines()[0]))
+                elif "failed" in entry and key in waiting:
+                    waiting[key] = replace(waiting[key], attempts=waiting[key].attempts + 1)
                 else:
-                    waiting.pop(entry["id"], None)
-            except (ValueError, KeyError, TypeError, ValidationError):
+                    waiting.pop(key, None)
+            except (ValueError, KeyError, TypeError, ValidationError, RecursionError):
                 continue  # a line torn by a crash: its row had not been posted
         return waiting
 
+    def _set_aside_unreadable(self) -> None:
+        for key, raw, problem in self._unreadable:
+            document = {"rejected_at": int(time.time()), "message": f"could not be read back ({problem})", "row": raw}
+            _write_durably(self._rejected / f"{key}.json", json.dumps(document, indent=2).encode())
+
     def _compact(self) -> None:
         lines = b"".join(
-            json.dumps({"id": p.id, "row": p.row.model_dump(mode="json")}, separators=(",", ":")).encode() + b"\n"
+            json.dumps({"id": p.id, "row": _row_json(p.row), "attempts": p.attempts}, separators=(",", ":")).encode()
+            + b"\n"
             for p in self._waiting.values()
         )
         _write_durably(self._journal, lines)
+
+
+def _row_json(row: LeaderboardRow) -> dict[str, Any]:
+    return row.model_dump(mode="json")
+
+
+def _row_from(data: Any) -> LeaderboardRow:
+    return LeaderboardRow.model_validate(data)
+
+
+def _usable_file(path: Path) -> None:
+    """Refuse, in one line, a journal that is not a regular file (a directory, a device)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _unusable(path, exc) from None
+    if not stat.S_ISREG(mode):
+        raise StateDirError(f"{path} is not a regular file; move it out of the way (rows it held are lost)")
+
+
+def _unusable(path: Path, exc: OSError) -> StateDirError:
+    return StateDirError(
+        f"cannot use {path} ({exc.strerror or exc}): check its owner and permissions, and the free disk space"
+    )
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -183,7 +183,10 @@ def bench_memory(sizes_mb: Sequence[int], folder: Path) -> list[Figure]:
 
 
 def bench_planning(orchestrators: int, models: int) -> list[Figure]:
-    with _network(orchestrators, models, latency=0.0) as network, Webhook.bind("127.0.0.1", 0) as hook:
+    with (
+        _network(orchestrators, models, latency=0.0) as network,
+        Webhook.bind("127.0.0.1", 0, token=network.webhook_token) as hook,
+    ):
         network.point_webhook(hook.port)
         pipelines = [p for p in _parsed_pipelines()]
         started = time.perf_counter()
