@@ -58,6 +58,7 @@ _SO_TIMESTAMPING = 37
 _TX_STAMPS = struct.pack("@I", (1 << 1) | (1 << 8))  # SOF_TIMESTAMPING_TX_SOFTWARE | TX_SCHED
 _TX_REPORTING = (1 << 4) | (1 << 11)  # SOF_TIMESTAMPING_SOFTWARE | OPT_TSONLY
 _ERRQUEUE_ANCILLARY = 512
+_STAMPED_BYTES = 1200  # within one TCP segment on any usual path (MSS 1220 and up)
 
 
 class WireClock:
@@ -169,9 +170,11 @@ class _Connection(http.client.HTTPConnection):
             super().send(data)
             return
         try:
-            # The first byte alone: TCP stamps the LAST byte of a stamped send, and a large first
-            # send (headers with a JSON body) would otherwise move the start past its own upload.
-            sent = self.sock.sendmsg([data[:1]], [(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)])
+            # TCP stamps the LAST byte of a stamped send: stamp at most one segment's worth, so a
+            # large first send (headers with a big JSON body) cannot move the start past its own
+            # upload. Not the first byte alone: the interpreter may pass to another lane between
+            # two sends, and that wait would delay the rest of the request inside the clock.
+            sent = self.sock.sendmsg([data[:_STAMPED_BYTES]], [(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)])
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # EINVAL: a kernel that takes no per-call stamp request; nothing sent
                 raise
