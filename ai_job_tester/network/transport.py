@@ -11,11 +11,11 @@ sending a job twice. A reply that breaks HTTP (a garbage status line, too many o
 headers, bad chunking) raises ``MalformedReply``, never a raw ``http.client`` error.
 
 A request may carry a ``WireClock`` (``extensions["wire_clock"]``): the transport stamps it
-right before the first request byte goes to the kernel and whenever reply bytes arrive. On
-Linux, over plain TCP, arrivals are the kernel's own receive timestamps (``SO_TIMESTAMPNS``),
-so time the interpreter spends elsewhere (another lane holding the GIL) before it reads the
-socket stays out of the measurement; elsewhere, and over TLS, they are taken as the bytes
-are read.
+when the request's first bytes go to the kernel and whenever reply bytes arrive. On Linux,
+over plain TCP, both are the kernel's own timestamps (a ``SO_TIMESTAMPING`` transmit stamp
+of the first segment, ``SO_TIMESTAMPNS`` receive stamps), so time the interpreter spends
+elsewhere (another lane holding the GIL) stays out of the measurement; elsewhere, and over
+TLS, they are taken right before the send and as the bytes are read.
 
 A request may carry a total deadline (``extensions["deadline"]``, a ``time.perf_counter()``
 value): connect, sending, headers and body together must fit in it. Every blocking read
