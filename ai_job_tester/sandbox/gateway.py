@@ -262,6 +262,9 @@ class _JobHandler(QuietHandler):
             self.drop()
         elif fault is Fault.EMPTY:
             self.reply(200, b"", "text/plain")
+        elif fault is Fault.GARBAGE:
+            headers = b"".join(b"X-Junk-%d: v\r\n" % n for n in range(150))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
         elif fault is Fault.HUGE:
             body, content_type = replies.success_body(route, model, params, {})
             self.reply(200, b" " * orch.huge_bytes + body, content_type)
