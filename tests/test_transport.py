@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from ai_job_tester.network import transport
 from ai_job_tester.network.transport import StdlibTransport, WireClock
 
 from .conftest import free_port
@@ -187,3 +188,16 @@ def test_a_slow_upload_is_inside_the_round_trip(server: Callable[..., str]) -> N
         assert http.send(request).text == "ok"
     round_trip = clock.round_trip()
     assert round_trip is not None and round_trip >= 0.3
+
+
+def test_a_kernel_that_refuses_the_stamp_request_still_gets_the_request(
+    server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "_TX_STAMPS", b"\x01")  # a malformed request: the kernel refuses it
+    connections: list[int] = []
+    url = server(keep_alive(connections))
+    with client() as http:
+        for _ in range(2):
+            clock = WireClock()
+            response = http.send(http.build_request("POST", url, content=b"{}", extensions={"wire_clock": clock}))
+            assert response.text == "ok" and not clock.kernel_sent and clock.round_trip() is not None

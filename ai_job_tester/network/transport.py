@@ -26,7 +26,6 @@ most the deadline, never the per-read timeout again and again.
 from __future__ import annotations
 
 import contextlib
-import errno
 import http.client
 import io
 import select
@@ -155,10 +154,12 @@ class _Connection(http.client.HTTPConnection):
 
     clock: WireClock | None = None
     kernel_stamps = False
+    kernel_stamps_tx = False
 
     def connect(self) -> None:
         super().connect()
         self.kernel_stamps = _enable_kernel_stamps(self.sock)
+        self.kernel_stamps_tx = self.kernel_stamps
 
     def send(self, data: Any) -> None:
         clock = self.clock
@@ -166,7 +167,7 @@ class _Connection(http.client.HTTPConnection):
             super().send(data)
             return
         clock.sending()
-        if not (self.kernel_stamps and self.sock is not None and isinstance(data, bytes | bytearray)):
+        if not (self.kernel_stamps_tx and self.sock is not None and isinstance(data, bytes | bytearray)):
             super().send(data)
             return
         try:
@@ -175,9 +176,12 @@ class _Connection(http.client.HTTPConnection):
             # upload. Not the first byte alone: the interpreter may pass to another lane between
             # two sends, and that wait would delay the rest of the request inside the clock.
             sent = self.sock.sendmsg([data[:_STAMPED_BYTES]], [(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)])
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:  # EINVAL: a kernel that takes no per-call stamp request; nothing sent
-                raise
+        except TimeoutError:
+            raise
+        except OSError:
+            # A kernel or sandbox that refuses the stamp request (nothing was sent): send plainly
+            # from now on. A broken connection raises again from the plain send, as it should.
+            self.kernel_stamps_tx = False
             super().send(data)
             return
         clock.sent_stamp_pending = True
