@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ai_job_tester.sandbox import SimNetwork, SimOrchestrator
+from ai_job_tester.sandbox import SimLeaderboard, SimNetwork, SimOrchestrator
 
 GO_CONFIG = Path(__file__).parent / "data" / "go-tester-config.json"
 
@@ -37,6 +37,15 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "state-home"
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     return home / "ai-job-tester"
+
+
+@pytest.fixture
+def board() -> Iterator[SimLeaderboard]:
+    """A simulated leaderboard on its own, with the secret ``k``."""
+    sim = SimLeaderboard("k")
+    sim.start()
+    yield sim
+    sim.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,14 +25,6 @@ def row(model: str, *, age: float = 0.0) -> LeaderboardRow:
         timestamp=int(time.time() - age), model=model, pipeline="Text to image", model_is_warm=True,
         input_parameters="{}", response_payload="{}",
     )  # fmt: skip
-
-
-@pytest.fixture
-def board() -> Iterator[SimLeaderboard]:
-    sim = SimLeaderboard(SECRET)
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def run(board: SimLeaderboard, state: Path, *new: LeaderboardRow, max_age: float | None = None) -> Courier:

@@ -85,8 +85,9 @@ def test_a_damaged_rotation_file_is_set_aside_and_the_cycle_runs(
     assert (state / "rotation.json.broken").exists() and "set aside" in result.stderr
 
 
-def test_sigterm_while_a_post_hangs_ends_the_run_within_the_deadline_and_keeps_the_rows(
-    network: SimNetwork, write_config: Callable[..., Path], tmp_path: Path
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_a_post_hangs_ends_the_run_within_the_deadline_and_keeps_the_rows(
+    network: SimNetwork, write_config: Callable[..., Path], tmp_path: Path, signum: signal.Signals, code: int
 ) -> None:
     """docker stop gives 10 s: the run must print its summary and exit 143 within its own 5 s."""
     path = write_config(network.tester_config(webhook_port=free_port(), pipelines=[T2I]))
@@ -99,14 +100,14 @@ def test_sigterm_while_a_post_hangs_ends_the_run_within_the_deadline_and_keeps_t
     try:
         wait_until(lambda: network.leaderboard.held > 0, seconds=30, what="a post to hang")
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=30)
         took = time.monotonic() - sent
     finally:
         proc.kill()
         network.leaderboard.release_posts()
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == code, stderr
     assert took < INTERRUPT_DEADLINE_SECONDS + 1.5, f"took {took:.1f} s"  # the deadline, plus process exit
-    assert "interrupted by SIGTERM: partial results above" in stdout and "Traceback" not in stderr
+    assert f"interrupted by {signum.name}: partial results above" in stdout and "Traceback" not in stderr
     lines = (state / "outbox.jsonl").read_text().splitlines()
     assert any('"row"' in line for line in lines)  # the stored rows stay for the next run

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,14 +19,6 @@ ROW: dict[str, Any] = {
     "timestamp": 1_700_000_000, "model": "m", "pipeline": "Text to image", "model_is_warm": True,
     "input_parameters": "{}", "response_payload": "{}",
 }  # fmt: skip
-
-
-@pytest.fixture
-def board() -> Iterator[SimLeaderboard]:
-    sim = SimLeaderboard(SECRET)
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def post(board: SimLeaderboard, body: bytes | dict[str, Any], signature: str | None = None) -> httpx.Response:

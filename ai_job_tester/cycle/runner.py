@@ -38,7 +38,7 @@ from .dispatch import Dispatch
 from .interrupts import Interrupted
 from .lane import Lane
 from .lanes import run_lanes
-from .live import run_live
+from .live import LiveLane, run_live
 from .observer import Observer, SilentObserver
 from .record import Recorder
 from .schedule import Scheduler
@@ -245,13 +245,15 @@ class _Cycle:
         try:
             run_live(
                 jobs,
-                settings=settings,
-                job_endpoint=lane.gateway.broadcaster_job_endpoint,
-                cli=GatewayCli(self.client, lane.gateway.broadcaster_cli_endpoint),
-                client=self.client,
-                recorder=self.recorder,
-                observer=self.observer,
-                budget_spent=self._budget_spent,
+                LiveLane(
+                    settings=settings,
+                    job_endpoint=lane.gateway.broadcaster_job_endpoint,
+                    cli=GatewayCli(self.client, lane.gateway.broadcaster_cli_endpoint),
+                    client=self.client,
+                    recorder=self.recorder,
+                    observer=self.observer,
+                    budget_spent=self._budget_spent,
+                ),
             )
         except GatewayUnreachable as exc:
             lane.failed = str(exc)
