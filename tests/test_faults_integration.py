@@ -85,3 +85,15 @@ def test_a_signal_abandons_the_job_under_way_prints_the_partial_summary_and_exit
     assert "Traceback" not in stderr
     # The two finished jobs were delivered; the abandoned one was not.
     assert sorted(row.orchestrator[:3] for row in faulty.leaderboard.rows) == ["0xa", "0xb"]
+
+
+def test_a_malformed_reply_is_one_failed_row_and_the_cycle_goes_on(write_config: Callable[..., Path]) -> None:
+    # Issue #14: 150 headers used to raise out of the transport, stop the lane and exit 1.
+    orchs = [orchestrator("a", Fault.NONE), orchestrator("b", Fault.GARBAGE), orchestrator("c", Fault.NONE)]
+    with SimNetwork(orchs) as network:
+        path = write_config(network.tester_config(webhook_port=free_port(), pipelines=[T2I]))
+        result = CliRunner().invoke(app, ["run", "-f", str(path)], catch_exceptions=False)
+        assert result.exit_code == 0
+        rows = {row.orchestrator[:3]: row for row in network.leaderboard.rows}
+    assert rows["0xa"].success_rate == 1 and rows["0xc"].success_rate == 1
+    assert [e.error_code for e in rows["0xb"].errors] == ["MALFORMED_REPLY"]

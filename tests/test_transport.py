@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from ai_job_tester.network.transport import StdlibTransport
+from ai_job_tester.network import transport
+from ai_job_tester.network.transport import StdlibTransport, WireClock
 
 from .conftest import free_port
 
@@ -131,3 +134,70 @@ def test_a_streamed_body_is_sent_as_it_is_produced(server: Callable[..., str]) -
     with client() as http:
         http.post(url, content=pieces, headers={"Content-Length": "5000"})
     assert received == [b"".join(bytes([n]) * 1000 for n in range(5))]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps are Linux's")
+def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(server: Callable[..., str]) -> None:
+    def late_body(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        threading.Event().wait(0.05)
+        conn.sendall(b"ok")
+
+    clock = WireClock()
+    with client() as http:
+        request = http.build_request("GET", server(late_body), extensions={"wire_clock": clock})
+        response = http.send(request, stream=True)
+        threading.Event().wait(0.4)  # as if another lane held the interpreter when the body arrived
+        assert response.read() == b"ok"
+    round_trip = clock.round_trip()
+    assert clock.kernel_stamped and round_trip is not None
+    assert 0.05 <= round_trip < 0.3  # the body's arrival, not the moment it was read
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel transmit timestamps are Linux's")
+def test_the_clock_starts_at_the_kernels_transmit_stamp_and_the_connection_stays_reusable(
+    server: Callable[..., str],
+) -> None:
+    connections: list[int] = []
+    url = server(keep_alive(connections))
+    with client() as http:
+        for _ in range(3):
+            clock = WireClock()
+            started = time.perf_counter()
+            response = http.send(http.build_request("POST", url, content=b"{}", extensions={"wire_clock": clock}))
+            assert response.text == "ok"
+            assert clock.kernel_sent and clock.first_sent is not None and clock.first_sent >= started
+    assert len(connections) == 1  # no stamp left queued made the idle connection look closed
+
+
+def test_a_slow_upload_is_inside_the_round_trip(server: Callable[..., str]) -> None:
+    body = b"x" * (8 * 1024 * 1024)  # far more than the socket buffers hold
+
+    def slow_reader(conn: socket.socket) -> None:
+        data = _read_request(conn)
+        threading.Event().wait(0.3)  # the server takes its time to read the body
+        received = len(data.partition(b"\r\n\r\n")[2])
+        while received < len(body):
+            received += len(conn.recv(1 << 20))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    clock = WireClock()
+    with client() as http:
+        request = http.build_request("POST", server(slow_reader), content=body, extensions={"wire_clock": clock})
+        assert http.send(request).text == "ok"
+    round_trip = clock.round_trip()
+    assert round_trip is not None and round_trip >= 0.3
+
+
+def test_a_kernel_that_refuses_the_stamp_request_still_gets_the_request(
+    server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "_TX_STAMPS", b"\x01")  # a malformed request: the kernel refuses it
+    connections: list[int] = []
+    url = server(keep_alive(connections))
+    with client() as http:
+        for _ in range(2):
+            clock = WireClock()
+            response = http.send(http.build_request("POST", url, content=b"{}", extensions={"wire_clock": clock}))
+            assert response.text == "ok" and not clock.kernel_sent and clock.round_trip() is not None

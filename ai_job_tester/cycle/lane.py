@@ -58,7 +58,7 @@ class Lane:
                 capture_limit=self.capture_limit,
             )
         verdict = classify(job.route, exchange)
-        if verdict.error_code == TransportFault.DROPPED.value:
+        if verdict.error_code in (TransportFault.DROPPED.value, TransportFault.MALFORMED.value):
             self._check_alive()
         check_seconds = None
         if verdict.outcome is Outcome.PASSED and job.pipeline.verify_output:

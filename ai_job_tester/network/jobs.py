@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from requests_toolbelt import MultipartEncoder
 
 from ..config import GatewayConfig
 from ..domain.outcome import Exchange, TransportFault
 from ..domain.plan import PlannedJob
 from ..domain.streaming import StreamMeter
 from ..errors import GatewayUnreachable
+from .transport import MalformedReply, WireClock
 
 CHUNK_SIZE = 64 * 1024
 DEFAULT_CAPTURE_LIMIT = 4 * 1024 * 1024
@@ -68,6 +68,10 @@ def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack) -> Prepar
         fields: dict[str, Any] = {key: form_value(value) for key, value in params.items() if value is not None}
         if job.pipeline.asset is not None:
             fields[job.pipeline.file_field] = _file_part(job.pipeline.asset, files)
+        # Imported here: requests-toolbelt pulls in requests and urllib3 (about 0.2 s), which
+        # a run with JSON pipelines only, or a dry run, never needs.
+        from requests_toolbelt import MultipartEncoder
+
         encoder = MultipartEncoder(fields=fields)
         headers["Content-Type"] = encoder.content_type
         headers["Content-Length"] = str(encoder.len)
@@ -115,9 +119,17 @@ def send(
     hits_before = webhook_requests()
     reply = _Reply()
     started = time.perf_counter()
+    # The timeout is the whole round trip's: the transport gives each blocking read only what is left.
+    request.extensions["deadline"] = started + prepared.timeout
+    # The transport's stamps (first byte to the kernel, last byte from it) keep the client
+    # library's own work out of the round trip; a transport without them leaves this clock.
+    clock = WireClock()
+    request.extensions["wire_clock"] = clock
     try:
-        _read(client, request, reply, started, started + prepared.timeout, capture_limit)
-        elapsed = time.perf_counter() - started
+        _read(client, request, reply, clock, started, capture_limit)
+        outer = time.perf_counter() - started
+        wire = clock.round_trip()
+        elapsed = outer if wire is None or not 0 < wire <= outer else wire
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise GatewayUnreachable(
             f"cannot reach the gateway at {request.url.scheme}://{request.url.netloc.decode()} ({exc}): "
@@ -125,6 +137,8 @@ def send(
         ) from None
     except httpx.TimeoutException:
         fault, detail = TransportFault.TIMEOUT, f"no complete reply within {prepared.timeout:g} s"
+    except (MalformedReply, httpx.DecodingError) as exc:
+        fault, detail = TransportFault.MALFORMED, f"the reply is not valid HTTP ({exc})"
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
         fault, detail = TransportFault.DROPPED, f"the connection closed before a complete reply ({exc})"
     else:
@@ -147,16 +161,18 @@ def send(
 
 
 def _read(
-    client: httpx.Client, request: httpx.Request, reply: _Reply, started: float, deadline: float, capture_limit: int
+    client: httpx.Client, request: httpx.Request, reply: _Reply, clock: WireClock, started: float, capture_limit: int
 ) -> None:
     """Read the reply as it arrives (a chunk size would hold an LLM's tokens back), keeping its first bytes."""
+    deadline: float = request.extensions["deadline"]
     response = client.send(request, stream=True)
     try:
         reply.status = response.status_code
         if response.headers.get("content-type", "").startswith("text/event-stream"):
-            reply.meter = StreamMeter(started)  # an LLM stream: note when tokens arrive
+            reply.meter = StreamMeter(clock.first_sent or started)  # an LLM stream: note when tokens arrive
         for chunk in response.iter_bytes():
-            now = time.perf_counter()
+            # When the bytes reached the socket (the kernel's stamp), not when the interpreter got to them.
+            now = clock.last_received or time.perf_counter()
             if reply.meter is not None:
                 reply.meter.feed(chunk, now)
             room = capture_limit - len(reply.captured)

@@ -22,7 +22,11 @@ def fetch(client: httpx.Client, gateway: str, target: MediaTarget) -> MediaFetch
     head = bytearray()
     size = 0
     try:
-        with client.stream("GET", url, timeout=MEDIA_TIMEOUT_SECONDS, follow_redirects=True) as reply:
+        # A total deadline (the lean transport honours it): a server dripping bytes stops there too.
+        deadline = {"deadline": started + MEDIA_TIMEOUT_SECONDS}
+        with client.stream(
+            "GET", url, timeout=MEDIA_TIMEOUT_SECONDS, follow_redirects=True, extensions=deadline
+        ) as reply:
             for chunk in reply.iter_bytes():
                 head += chunk[: HEAD_BYTES - len(head)]
                 size += len(chunk)

@@ -1,31 +1,56 @@
-"""What people see: progress while jobs run, then the summary table. Reads reports, computes nothing."""
+"""What people see: progress while jobs run, then the summary table. Reads reports, computes nothing.
+
+Every text that came from outside (names, messages, addresses) goes through ``_inert``:
+one line, no control characters, no rich markup, bounded length, so a model named
+``x[/y]`` or a message full of escape sequences is shown as text and never breaks the
+display. Tables longer than ``SCREENFUL`` rows are rolled up on the terminal; ``--report``
+keeps every row.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import signal
+import statistics
 import sys
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from ..domain.live import LiveStats
 from ..domain.outcome import Outcome
 from ..domain.plan import Plan, PlannedJob
 from ..domain.results import JobResult
 from ..domain.scores import Rollup, key_of, rollup, score_cycle
+from ..domain.text import printable
 from ..storage.inventory import Inventory
 from ..validation import PipelineSummary
 from .report import CycleReport
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported where it is used: a cron run logs lines and needs it only for the closing
+# table, and importing it up front delayed the first discovery request by tens of milliseconds.
+
 log = logging.getLogger("ai_job_tester")
+
+# A table longer than this is rolled up on the terminal (and in cron mail): 100,000 rows of
+# skipped offers are 10 MB nobody reads. Every row stays in --report.
+SCREENFUL = 50
+# The longest log line: a job's line carries an orchestrator's message (itself cut at 300).
+LOG_LINE_LIMIT = 2000
+
+
+def _inert(text: str, limit: int = 300) -> str:
+    """Text from outside as one inert line for a rich table or progress bar."""
+    from rich.markup import escape
+
+    return escape(printable(text, limit))
 
 _STYLE = {
     Outcome.PASSED: "green",
@@ -39,11 +64,15 @@ _STYLE = {
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     # Under cron there is no terminal width to ask: use a wide one rather than wrap every row.
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
 
 
@@ -54,14 +83,28 @@ class JsonFormatter(logging.Formatter):
         document: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),
-            "message": record.getMessage(),
+            "message": printable(record.getMessage(), LOG_LINE_LIMIT),
         }
         for key in JOB_FIELDS:
             if hasattr(record, key):
-                document[key] = getattr(record, key)
+                value = getattr(record, key)
+                document[key] = printable(value) if isinstance(value, str) else value
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, ensure_ascii=False)
+        line = json.dumps(document, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate left (in an exception's text): escape it, never raise
+            return json.dumps(document)
+        return line
+
+
+class InertFormatter(logging.Formatter):
+    """The text log line, with its message made one inert line whatever its arguments carried."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = printable(record.message, LOG_LINE_LIMIT)
+        return super().formatMessage(record)
 
 
 JOB_FIELDS = ("orchestrator", "pipeline", "model", "outcome", "round_trip_time", "error_code")
@@ -72,7 +115,7 @@ def configure_logging(*, verbose: bool = False, json_lines: bool = False) -> Non
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+        handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
@@ -83,7 +126,8 @@ def _job_fields(job: PlannedJob) -> dict[str, object]:
 
 
 def _job_label(job: PlannedJob) -> str:
-    return f"{job.orchestrator.address} {job.capability} {job.label}"
+    """Plain and inert (for log lines); escape it again for rich."""
+    return " ".join(printable(part, 200) for part in (job.orchestrator.address, job.capability, job.label))
 
 
 class LogObserver:
@@ -133,6 +177,8 @@ class ProgressObserver:
     """A rich progress bar on a terminal; use as a context manager around the cycle."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -156,7 +202,7 @@ class ProgressObserver:
         self._progress.update(self._task, total=len(plan.jobs), description="testing")
 
     def job_started(self, index: int, job: PlannedJob) -> None:
-        self._progress.update(self._task, description=_job_label(job))
+        self._progress.update(self._task, description=_inert(_job_label(job), 1000))
 
     def job_finished(self, index: int, result: JobResult) -> None:
         self._progress.advance(self._task)
@@ -164,17 +210,21 @@ class ProgressObserver:
 
 def render_pipelines(pipelines: Sequence[PipelineSummary], console: Console) -> None:
     """Print the configured pipelines as ``validate`` sees them."""
+    from rich.table import Table
+
     table = Table(title=f"{sum(p.not_tested is None for p in pipelines)} pipelines to test")
     for column in ("name", "route", "body", "model field", "test file", "timeout", "tested"):
         table.add_column(column)
     for p in pipelines:
-        table.add_row(escape(p.name), p.route, p.content_type, p.model_field, escape(str(p.asset or "-")),
-                      f"{p.timeout:g} s", "yes" if p.not_tested is None else f"no: {p.not_tested}")  # fmt: skip
+        table.add_row(_inert(p.name), p.route, p.content_type, p.model_field, _inert(str(p.asset or "-")),
+                      f"{p.timeout:g} s", "yes" if p.not_tested is None else f"no: {_inert(p.not_tested)}")  # fmt: skip
     console.print(table)
 
 
 def render_inventory(inventory: Inventory, folder: Path, console: Console) -> None:
     """Print what a state directory holds, owes and had refused."""
+    from rich.table import Table
+
     console.print(f"state directory {folder}")
     for title, rows in (("held by the health gate", inventory.held), ("waiting for delivery", inventory.waiting)):
         table = Table(title=f"{len(rows)} row(s) {title}")
@@ -182,20 +232,20 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
             table.add_column(column, overflow="fold")
         for row in rows:
             error = "; ".join(f"{e.error_code} {e.message}" for e in row.errors)
-            table.add_row(_when(row.timestamp), row.orchestrator, escape(row.pipeline), escape(row.model),
-                          "passed" if row.success_rate else "failed", escape(error))  # fmt: skip
+            table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(row.pipeline), _inert(row.model),
+                          "passed" if row.success_rate else "failed", _inert(error, 600))  # fmt: skip
         console.print(table)
     table = Table(title=f"{len(inventory.archived)} row(s) retired unsent (too old to count as current)")
     for column in ("time", "orchestrator", "pipeline", "model"):
         table.add_column(column, overflow="fold")
     for row in inventory.archived:
-        table.add_row(_when(row.timestamp), row.orchestrator, escape(row.pipeline), escape(row.model))
+        table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(row.pipeline), _inert(row.model))
     console.print(table)
     table = Table(title=f"{len(inventory.rejected)} row(s) set aside: rejected by the leaderboard, or dead-lettered")
     for column in ("file", "message"):
         table.add_column(column, overflow="fold")
     for rejected in inventory.rejected:
-        table.add_row(escape(str(rejected.path)), escape(rejected.message))
+        table.add_row(_inert(str(rejected.path)), _inert(rejected.message, 600))
     console.print(table)
 
 
@@ -204,51 +254,116 @@ def _when(timestamp: int) -> str:
 
 
 def render_plan(plan: Plan, console: Console) -> None:
-    """Print what a cycle would run, for ``--dry-run``."""
-    table = Table(title=f"Plan: {len(plan.jobs)} jobs on {len(plan.orchestrators)} orchestrators")
+    """Print what a cycle would run, for ``--dry-run``: every job, or past a screenful the first ones and a roll-up."""
+    from rich.table import Table
+
+    jobs = plan.jobs
+    title = f"Plan: {len(jobs)} jobs on {len(plan.orchestrators)} orchestrators"
+    if len(jobs) > SCREENFUL:
+        title += f", the first {SCREENFUL} in the order they run"
+    table = Table(title=title)
     for column in ("#", "orchestrator", "service URI", "pipeline", "model", "warm"):
         table.add_column(column)
-    for number, job in enumerate(plan.jobs, 1):
+    for number, job in enumerate(jobs[:SCREENFUL], 1):
         table.add_row(
             str(number),
-            job.orchestrator.address,
-            escape(job.orchestrator.service_uri),
-            escape(job.capability),
-            escape(job.label),
+            _inert(job.orchestrator.address),
+            _inert(job.orchestrator.service_uri),
+            _inert(job.capability),
+            _inert(job.label),
             "warm" if job.warm else "cold",
         )
     console.print(table)
+    if len(jobs) > SCREENFUL:
+        console.print(f"… and {len(jobs) - SCREENFUL} more jobs: `--report FILE` lists every one (under `planned`)")
+        _render_by_model(((job, None) for job in jobs), console, title="The plan by pipeline and model")
     _render_skipped(plan, console)
 
 
+def _render_by_model(jobs: Iterable[tuple[PlannedJob, JobResult | None]], console: Console, *, title: str) -> None:
+    """One row per pipeline and model: how many jobs, on how many orchestrators, and how they ended."""
+    from rich.table import Table
+
+    groups: dict[tuple[str, str], list[tuple[PlannedJob, JobResult | None]]] = defaultdict(list)
+    for job, result in jobs:
+        groups[(job.capability, job.model)].append((job, result))
+    results = any(result is not None for members in groups.values() for _, result in members)
+    table = Table(title=title if len(groups) <= SCREENFUL else f"{title}: the {SCREENFUL} largest of {len(groups)}")
+    columns = ["pipeline", "model", "jobs", "orchestrators", "warm"]
+    columns += ["passed", "failed", "other", "median round trip"] if results else []
+    for column in columns:
+        table.add_column(column)
+    largest = sorted(groups.items(), key=lambda item: -len(item[1]))[:SCREENFUL]
+    for (capability, model), members in largest:
+        orchestrators = len({job.orchestrator.address for job, _ in members})
+        warm = sum(job.warm for job, _ in members)
+        cells = [_inert(capability), _inert(model), str(len(members)), str(orchestrators), str(warm)]
+        if results:
+            outcomes = Counter(result.outcome for _, result in members if result is not None)
+            trips = [r.round_trip for _, r in members if r is not None and r.outcome is Outcome.PASSED and r.round_trip]
+            other = len(members) - outcomes[Outcome.PASSED] - outcomes[Outcome.FAILED]
+            median = f"{statistics.median(trips):.3f} s" if trips else "-"
+            cells += [str(outcomes[Outcome.PASSED]), str(outcomes[Outcome.FAILED]), str(other), median]
+        table.add_row(*cells)
+    console.print(table)
+
+
 def _render_skipped(plan: Plan, console: Console) -> None:
+    from rich.table import Table
+
     if not plan.skipped:
         return
-    table = Table(title=f"Skipped: {len(plan.skipped)}")
-    for column in ("orchestrator", "pipeline", "model", "reason"):
-        table.add_column(column)
+    if len(plan.skipped) <= SCREENFUL:
+        table = Table(title=f"Skipped: {len(plan.skipped)}")
+        for column in ("orchestrator", "pipeline", "model", "reason"):
+            table.add_column(column)
+        for skipped in plan.skipped:
+            table.add_row(_inert(skipped.orchestrator), _inert(skipped.capability), _inert(skipped.model),
+                          _inert(skipped.reason))  # fmt: skip
+        console.print(table)
+        return
+    # A huge network: count the offers by reason; the report lists each one.
+    offers: Counter[str] = Counter()
+    orchestrators: dict[str, set[str]] = defaultdict(set)
     for skipped in plan.skipped:
-        table.add_row(skipped.orchestrator, escape(skipped.capability), escape(skipped.model), skipped.reason)
+        offers[skipped.reason] += 1
+        orchestrators[skipped.reason].add(skipped.orchestrator)
+    table = Table(title=f"Skipped: {len(plan.skipped)} offers, by reason (`--report` lists each one)")
+    for column in ("reason", "offers", "orchestrators"):
+        table.add_column(column)
+    for reason, count in offers.most_common(SCREENFUL):
+        table.add_row(_inert(reason), str(count), str(len(orchestrators[reason])))
     console.print(table)
 
 
 def render_summary(report: CycleReport, console: Console) -> None:
     """Print the per-job table, the per-orchestrator roll-up, the skipped offers and the totals."""
+    from rich.table import Table
+
     scores = score_cycle(report.results)
-    table = Table(title=f"Region {report.region}: {len(report.results)} jobs")
+    shown = report.results
+    title = f"Region {report.region}: {len(report.results)} jobs"
+    if len(report.results) > SCREENFUL:
+        # Past a screenful, the jobs that did not pass are what a person needs to read.
+        shown = tuple(result for result in report.results if result.outcome is not Outcome.PASSED)[:SCREENFUL]
+        title += f"; the first {len(shown)} that did not pass"
+        _render_by_model(((r.job, r) for r in report.results), console, title="Jobs by pipeline and model")
+    table = Table(title=title)
     for column in ("orchestrator", "pipeline", "model", "warm", "result", "round trip", "score", "error", "posted"):
         # Addresses and numbers never wrap; the error text takes what width is left.
         table.add_column(column, overflow="fold", no_wrap=column in ("orchestrator", "warm", "result", "score"))
-    for result in report.results:
+    for result in shown:
         job = result.job
         score = scores.get(key_of(result))
         error = " ".join(part for part in (result.verdict.error_code, result.verdict.message) if part)
         table.add_row(
-            job.orchestrator.address, escape(job.capability), escape(job.label), "warm" if job.warm else "cold",
+            _inert(job.orchestrator.address), _inert(job.capability), _inert(job.label), "warm" if job.warm else "cold",
             f"[{_STYLE[result.outcome]}]{result.outcome.value}[/]", _timing(result),
-            "-" if score is None else f"{score.score:.3f}", escape(error), _posted(result),
+            "-" if score is None else f"{score.score:.3f}", _inert(error, 600), _posted(result),
         )  # fmt: skip
     console.print(table)
+    if len(report.results) > SCREENFUL:
+        console.print(f"every job of the {len(report.results)} is in `--report FILE` (under `jobs`)")
     _render_rollup(rollup(report.results, scores), console)
     _render_skipped(report.plan, console)
     t = report.totals()
@@ -271,11 +386,11 @@ def render_summary(report: CycleReport, console: Console) -> None:
             "the request or the config is at fault, not the orchestrator"
         )
     if report.stopped:
-        console.print(f"[red]the cycle stopped early:[/] {escape(report.stopped)}")
+        console.print(f"[red]the cycle stopped early:[/] {_inert(report.stopped, 600)}")
     for failure in report.lane_failures:
-        console.print(f"[red]{escape(failure)}[/]; the other lanes took its jobs")
+        console.print(f"[red]{_inert(failure, 600)}[/]; the other lanes took its jobs")
     if report.held_back:
-        console.print(f"[red]health gate:[/] {escape(report.held_back)}")
+        console.print(f"[red]health gate:[/] {_inert(report.held_back, 600)}")
     if report.interrupted is not None:
         console.print(f"[red]interrupted by {signal.Signals(report.interrupted).name}:[/] partial results above")
 
@@ -292,7 +407,7 @@ def _delivery_lines(report: CycleReport) -> list[str]:
     if report.late_rows.delivered:
         lines.append(f"delivered {report.late_rows.delivered} row(s) on the closing retry")
     if report.posting_stopped:
-        lines.append(f"[red]posting stopped:[/] {escape(report.posting_stopped)}")
+        lines.append(f"[red]posting stopped:[/] {_inert(report.posting_stopped, 600)}")
     if report.rows_rejected:
         lines.append(
             f"[red]{report.rows_rejected} row(s) rejected by the leaderboard (HTTP 400)[/]: "
@@ -328,13 +443,20 @@ def _live_timing(stats: LiveStats) -> str:
 
 
 def _render_rollup(rollups: Sequence[Rollup], console: Console) -> None:
+    from rich.table import Table
+
     if not rollups:
         return
-    table = Table(title="Per orchestrator (the leaderboard's formula over this cycle)")
+    title = "Per orchestrator (the leaderboard's formula over this cycle)"
+    if len(rollups) > SCREENFUL:
+        rollups = sorted(rollups, key=lambda r: r.mean_score)[:SCREENFUL]
+        title += f": the {SCREENFUL} lowest mean scores (`--report` has every one under `orchestrators`)"
+    table = Table(title=title)
     for column in ("orchestrator", "models", "jobs", "passed", "mean score"):
         table.add_column(column)
     for r in rollups:
-        table.add_row(r.orchestrator, "warm" if r.warm else "cold", str(r.jobs), str(r.passed), f"{r.mean_score:.3f}")
+        table.add_row(_inert(r.orchestrator), "warm" if r.warm else "cold", str(r.jobs), str(r.passed),
+                      f"{r.mean_score:.3f}")  # fmt: skip
     console.print(table)
 
 
@@ -343,4 +465,4 @@ def _posted(result: JobResult) -> str:
         return "-"
     if result.delivery.held:
         return "[yellow]held[/]"
-    return "yes" if result.delivery.delivered else f"[red]no: {escape(result.delivery.message)}[/]"
+    return "yes" if result.delivery.delivered else f"[red]no: {_inert(result.delivery.message)}[/]"

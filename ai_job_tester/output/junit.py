@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 from ..domain.outcome import Outcome
 from ..domain.plan import SkippedOffer
 from ..domain.results import JobResult
+from ..domain.text import printable
 from .report import CycleReport
 
 
@@ -16,23 +17,29 @@ def to_junit(report: CycleReport) -> bytes:
     """Return the report as a JUnit XML document.
 
     Failed jobs are failures; unrouted, rejected and not-run jobs are errors (the tester's
-    side); offers the cycle did not test are skipped test cases.
+    side); offers the cycle did not test are skipped test cases, one per offer up to
+    ``SKIPPED_LISTED``, past that one per reason with the count (the document then grows
+    with the jobs run, not with everything a huge network offers; ``--report`` lists each).
     """
     by_orchestrator: dict[str, list[JobResult]] = defaultdict(list)
     skipped: dict[str, list[SkippedOffer]] = defaultdict(list)
     for result in report.results:
         by_orchestrator[result.job.orchestrator.address].append(result)
-    for offer in report.plan.skipped:
+    rolled_up = len(report.plan.skipped) > SKIPPED_LISTED
+    for offer in () if rolled_up else report.plan.skipped:
         skipped[offer.orchestrator].append(offer)
     root = ET.Element("testsuites", name=f"ai-job-tester {report.region}")
     stamp = datetime.fromtimestamp(report.started_at, UTC).isoformat(timespec="seconds")
+    if rolled_up:
+        _skipped_by_reason(root, report.plan.skipped, stamp)
     for address in dict.fromkeys([*by_orchestrator, *skipped]):
-        suite = ET.SubElement(root, "testsuite", name=address, timestamp=stamp)
+        suite = ET.SubElement(root, "testsuite", name=_text(address), timestamp=stamp)
         for result in by_orchestrator.get(address, []):
             _case(suite, result)
         for offer in skipped.get(address, []):
-            case = ET.SubElement(suite, "testcase", classname=address, name=f"{offer.capability} / {offer.model}")
-            ET.SubElement(case, "skipped", message=offer.reason)
+            name = _text(f"{offer.capability} / {offer.model}")
+            case = ET.SubElement(suite, "testcase", classname=_text(address), name=name)
+            ET.SubElement(case, "skipped", message=_text(offer.reason))
         _count(suite)
     _count(root)
     ET.indent(root)
@@ -40,14 +47,31 @@ def to_junit(report: CycleReport) -> bytes:
     return document
 
 
+SKIPPED_LISTED = 50
+
+
+def _text(text: str, limit: int = 300) -> str:
+    # XML 1.0 cannot hold NUL, most controls or a lone surrogate (ElementTree would write
+    # a broken file or raise): names and messages from outside go in as one inert line.
+    return printable(text, limit)
+
+
+def _skipped_by_reason(root: ET.Element, offers: tuple[SkippedOffer, ...], stamp: str) -> None:
+    suite = ET.SubElement(root, "testsuite", name="skipped offers", timestamp=stamp)
+    for reason, count in Counter(offer.reason for offer in offers).most_common():
+        case = ET.SubElement(suite, "testcase", classname="skipped offers", name=reason)
+        ET.SubElement(case, "skipped", message=f"{count} offers: {reason} (the --report file lists each one)")
+    _count(suite)
+
+
 def _case(suite: ET.Element, result: JobResult) -> None:
     job = result.job
-    name = f"{job.capability} / {job.label} ({'warm' if job.warm else 'cold'})"
+    name = _text(f"{job.capability} / {job.label} ({'warm' if job.warm else 'cold'})")
     case = ET.SubElement(
-        suite, "testcase", classname=job.orchestrator.address, name=name, time=f"{result.round_trip or 0:.3f}"
+        suite, "testcase", classname=_text(job.orchestrator.address), name=name, time=f"{result.round_trip or 0:.3f}"
     )
     verdict = result.verdict
-    message = " ".join(part for part in (verdict.error_code, verdict.message) if part)
+    message = _text(" ".join(part for part in (verdict.error_code, verdict.message) if part), 2000)
     if result.outcome is Outcome.FAILED:
         ET.SubElement(case, "failure", message=message, type=verdict.error_code or "FAILED").text = message
     elif result.outcome in (Outcome.DEFERRED, Outcome.BUSY):

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..domain.delivery import Delivered
 from ..domain.outcome import Outcome
-from ..domain.plan import Plan
+from ..domain.plan import Plan, PlannedJob
 from ..domain.results import JobResult
 from ..domain.scores import Score, key_of, rollup, score_cycle
 
@@ -89,7 +89,7 @@ def to_json(report: CycleReport) -> dict[str, Any]:
     """Return the ``--report`` document: the Go tester's counters first, then one entry per job."""
     totals = report.totals()
     scores = score_cycle(report.results)
-    return {
+    document = {
         "total_jobs": totals.run,
         "total_jobs_tester_error": totals.tester_errors,
         "total_jobs_passed": totals.passed,
@@ -132,6 +132,21 @@ def to_json(report: CycleReport) -> dict[str, Any]:
             {"orchestrator": s.orchestrator, "pipeline": s.capability, "model": s.model, "reason": s.reason}
             for s in report.plan.skipped
         ],
+    }
+    if not report.results:  # a dry run: the plan, in the order it would run (the terminal shows a screenful)
+        document["planned"] = [_planned_entry(job) for job in report.plan.jobs]
+    return document
+
+
+def _planned_entry(job: PlannedJob) -> dict[str, Any]:
+    return {
+        "orchestrator": job.orchestrator.address,
+        "service_uri": job.orchestrator.service_uri,
+        "pipeline": job.capability,
+        "route": job.route,
+        "model": job.model,
+        "warm": job.warm,
+        "variant": None if job.variant is None else job.variant.id,
     }
 
 

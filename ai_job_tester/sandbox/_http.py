@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -17,9 +19,28 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    arrived_at: float | None = None
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        if _stamp_arrivals(self.connection):
+            self.rfile.close()  # the makefile reader; the socket stays open
+            self.rfile = io.BufferedReader(_ArrivalReader(self.connection, self), 65536)
+
+    def handle_one_request(self) -> None:
+        self.arrived_at = None  # set by the next request's first bytes
+        super().handle_one_request()
+
+    def arrival(self) -> float:
+        """When this request's first bytes reached the socket, on ``perf_counter``.
+
+        On Linux it is the kernel's receive stamp, so time this (simulated) server waits for
+        its interpreter counts as its own service time, not as the client's.
+        """
+        return self.arrived_at if self.arrived_at is not None else time.perf_counter()
 
     def read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -63,6 +84,41 @@ class QuietHandler(BaseHTTPRequestHandler):
     def drop(self) -> None:
         """Close the connection without any reply, as a panicking gateway does."""
         self.close_connection = True
+
+
+_SO_TIMESTAMPNS = 35  # Linux (asm-generic); the socket module does not name it
+_TIMESPEC = struct.Struct("@ll")
+
+
+def _stamp_arrivals(sock: Any) -> bool:
+    if sys.platform != "linux" or not isinstance(sock, socket.socket) or not hasattr(socket, "CMSG_SPACE"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+class _ArrivalReader(io.RawIOBase):
+    def __init__(self, sock: socket.socket, handler: QuietHandler) -> None:
+        self._sock, self._handler = sock, handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count, ancillary, _, _ = self._sock.recvmsg_into([buffer], socket.CMSG_SPACE(_TIMESPEC.size))
+        if count and self._handler.arrived_at is None:
+            now = time.perf_counter()
+            arrived = now
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                    ago = time.time() - (seconds + nanoseconds / 1e9)
+                    arrived = now - ago if 0 <= ago < 60 else now
+            self._handler.arrived_at = arrived
+        return count
 
 
 class _Server(ThreadingHTTPServer):

@@ -74,6 +74,7 @@ class SimGateway:
         self.on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash this gateway
         self.webhook_seconds: list[float] = []  # each webhook call, as this gateway saw it
         self.handled: list[HandledJob] = []  # each routed job, from request to reply written
+        self.first_discovery_at: float | None = None  # perf_counter of the first registeredOrchestrators request
         self._local = threading.local()
         self.live = LiveRouter(self.orchestrators)
         self.media_delay = 0.0  # seconds before a media download answers
@@ -169,6 +170,8 @@ class _CliHandler(QuietHandler):
         gateway = _owner(self)
         path = urlsplit(self.path).path
         if path == "/registeredOrchestrators":
+            if gateway.first_discovery_at is None:
+                gateway.first_discovery_at = time.perf_counter()
             self.reply_json(200, [_registered(orch) for orch in gateway.orchestrators])
         elif path == "/getOrchestratorAICapabilities" and gateway.capability_api == "ai":
             self.reply_json(200, {"orchestrators": [_ai_caps(orch) for orch in gateway.listed()]})
@@ -196,7 +199,7 @@ class _JobHandler(QuietHandler):
             self.reply(200, data, "application/octet-stream")
 
     def do_POST(self) -> None:  # noqa: N802
-        received = time.perf_counter()
+        received = self.arrival()  # the service time starts when the request reached this gateway
         gateway = _owner(self)
         route = urlsplit(self.path).path.strip("/")
         body = self.read_body()
@@ -259,6 +262,9 @@ class _JobHandler(QuietHandler):
             self.drop()
         elif fault is Fault.EMPTY:
             self.reply(200, b"", "text/plain")
+        elif fault is Fault.GARBAGE:
+            headers = b"".join(b"X-Junk-%d: v\r\n" % n for n in range(150))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
         elif fault is Fault.HUGE:
             body, content_type = replies.success_body(route, model, params, {})
             self.reply(200, b" " * orch.huge_bytes + body, content_type)

@@ -21,6 +21,7 @@ class Fault(StrEnum):
     WRONG_MEDIA = "wrong-media"  # a valid reply whose media is an HTML page
     STREAM_NO_FINISH = "stream-no-finish"  # an LLM stream that stops before its finishing chunk
     STREAM_ERROR = "stream-error"  # an LLM stream that carries an error event
+    GARBAGE = "garbage"  # a 200 with 150 headers: a reply http.client refuses to parse
 
 
 @dataclass(frozen=True, slots=True)
