@@ -16,6 +16,8 @@ state_dir="${TESTER_STATE_DIR:-/var/lib/ai-job-tester}"
 run_dir="${TESTER_RUN_DIR:-/run/ai-job-tester}"
 template="${CRONTAB_TEMPLATE:-/app/crontab}"
 grace="${TESTER_STOP_GRACE:-8}"   # seconds a cycle gets to stop; docker stop's own is 10
+syslog_socket="${TESTER_SYSLOG_SOCKET:-/dev/log}"
+syslog_forwarder="${TESTER_SYSLOG_FORWARDER:-/usr/local/lib/ai-job-tester/syslog.py}"
 
 say() { echo "entrypoint: $*" >&2; }
 fail() {
@@ -125,6 +127,8 @@ stop() {
     fi
   fi
   [ -z "$cron_pid" ] || wait "$cron_pid" 2>/dev/null || true
+  kill -TERM "$syslog_pid" 2>/dev/null || true
+  wait "$syslog_pid" 2>/dev/null || true
   # The forwarder ends once the last writer is gone, so every line reaches the log; a writer
   # left behind (it should not be) gets two seconds.
   exec 3>&-
@@ -138,6 +142,16 @@ stop() {
 }
 
 say "cycles scheduled '$schedule' as $user with $AI_JOB_TESTER_CONFIG; cron runs in the foreground"
+# No syslog daemon in the image: cron's own lines (tick starts, failed ticks, PAM or crontab
+# errors that stop a tick before it runs) go to the container's log through this forwarder.
+python3 "$syslog_forwarder" "$syslog_socket" &
+syslog_pid=$!
+for _ in {1..50}; do
+  [ -S "$syslog_socket" ] && break
+  sleep 0.1
+done
+[ -S "$syslog_socket" ] || say "warning: no syslog socket at $syslog_socket; cron's own messages are lost"
+
 cron_pid=""
 trap 'stop TERM 143' TERM
 trap 'stop INT 130' INT

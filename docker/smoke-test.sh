@@ -143,6 +143,7 @@ wait_for 150 "cycle summary in the container log" log_has_at_least "$name" "resu
 logs "$name" >"$work/cycle1.log"
 grep -q "tick: cycle starting" "$work/cycle1.log" || die "no tick line in the log"
 grep -q "Live video to video" "$work/cycle1.log" || die "no live video job in the log"
+grep -q "syslog: CRON\[[0-9]*\]: (tester) CMD" "$work/cycle1.log" || die "cron's own lines are not in the log"
 ! grep -qE "Traceback|Permission denied|Error:" "$work/cycle1.log" || die "an error in the container log"
 ! grep -qF "$secret" "$work/cycle1.log" || die "the secret is in the container log"
 wait_for 10 "rows at the leaderboard" rows_at_least 12

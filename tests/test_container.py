@@ -12,9 +12,11 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -102,6 +104,7 @@ def entrypoint(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     _stub(stubs, "crontab", f'echo "$@" > {record}/crontab.args; cat > {record}/crontab.installed')
     _stub(stubs, "cron", f'echo "$@" > {record}/.cron.args; mv {record}/.cron.args {record}/cron.args; exec sleep 300')
     started: list[Started] = []
+    short = Path(tempfile.mkdtemp(prefix="syslog-", dir="/tmp"))
 
     def start(*args: str, wait: bool = True, **env: str) -> Started:
         full_env = {
@@ -112,6 +115,8 @@ def entrypoint(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
             "TESTER_ENV_FILE": str(tmp_path / "tester.env"),
             "TESTER_RUN_DIR": str(tmp_path / "run"),
             "TESTER_STATE_DIR": str(tmp_path / "state"),
+            "TESTER_SYSLOG_SOCKET": str(short / "log"),  # a socket's path has at most 107 bytes
+            "TESTER_SYSLOG_FORWARDER": str(DOCKER / "syslog.py"),
             **env,
         }
         for recorded in record.iterdir():
@@ -134,6 +139,7 @@ def entrypoint(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
             os.killpg(run.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             run.proc.wait(timeout=5)
+    shutil.rmtree(short, ignore_errors=True)
 
 
 def test_default_schedule_config_and_cron_in_the_foreground(entrypoint) -> None:  # type: ignore[no-untyped-def]
@@ -188,6 +194,16 @@ def test_the_ticks_output_reaches_the_container_log(entrypoint) -> None:  # type
     with (run.run_dir / "log").open("w") as pipe:  # what the crontab line's redirection does
         pipe.write("job output line\n")
     wait_until(lambda: "job output line" in run.stdout, what="the forwarded line")
+
+
+def test_crons_own_messages_reach_the_container_log(entrypoint) -> None:  # type: ignore[no-untyped-def]
+    run = entrypoint()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+        syslog.sendto(
+            b"<83>Nov 23 19:13:01 CRON[45]: (tester) PAM ERROR (Permission denied)", run.env["TESTER_SYSLOG_SOCKET"]
+        )
+    wait_until(lambda: "syslog: CRON[45]: (tester) PAM ERROR (Permission denied)\n" in run.stdout, what="the line")
+    assert run.stop()[0] == 143
 
 
 def test_an_idle_container_stops_at_once_with_143(entrypoint) -> None:  # type: ignore[no-untyped-def]
