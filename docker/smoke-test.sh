@@ -11,6 +11,7 @@
 #   CONTAINER_ENGINE=podman|docker  which engine (default: podman if present, else docker)
 #   PYTHON=python3                  a Python with this project installed (runs the simulated network)
 #   AI_JOB_TESTER_SKIP_CONTAINER=1  exit 0 with one line where no engine can run (CI must not set it)
+#   BASE=IMAGE                      build on another base image, e.g. localhost/python-standin:slim-trixie
 # With podman and no python:3.11-slim in its storage, ../shared/tools/container/make-base.sh
 # (beside the repository) makes a local stand-in; CONTAINERS_CONF defaults to the file there.
 set -euo pipefail
@@ -53,9 +54,10 @@ fi
 engine_error="$("$engine" info 2>&1 >/dev/null)" || no_engine "'$engine info' fails: ${engine_error##*$'\n'}"
 
 build_args=(--network=host -f docker/Dockerfile -t "$image")
+[ -z "${BASE:-}" ] || build_args+=(--build-arg "BASE=$BASE")
 if [ "$engine" = podman ]; then
   build_args+=(--pull=never --format docker)   # docker format: the Dockerfile's SHELL is kept
-  if ! podman image exists docker.io/library/python:3.11-slim; then
+  if [ -z "${BASE:-}" ] && ! podman image exists docker.io/library/python:3.11-slim; then
     [ -x "$tools/make-base.sh" ] || die "no python:3.11-slim image and no $tools/make-base.sh to make one"
     say "making a local python:3.11-slim with $tools/make-base.sh"
     "$tools/make-base.sh" >/dev/null
