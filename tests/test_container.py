@@ -308,6 +308,15 @@ def test_one_off_commands_run_as_the_tester_user_and_reclaim_the_state(entrypoin
     assert (state / "lock").stat().st_uid == nobody.pw_uid
 
 
+@pytest.mark.parametrize(("skip", "code"), [("", 1), ("1", 0)])
+def test_the_smoke_test_never_passes_silently_without_an_engine(skip: str, code: int) -> None:
+    env = {**os.environ, "CONTAINER_ENGINE": "no-such-engine", "AI_JOB_TESTER_SKIP_CONTAINER": skip}
+    done = subprocess.run(["bash", str(DOCKER / "smoke-test.sh")], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == code
+    assert len(done.stdout.splitlines()) == 1 and "no-such-engine is not installed" in done.stdout
+    assert done.stdout.startswith("smoke-test: skipped:" if skip else "smoke-test: no container engine can run here:")
+
+
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
 def test_shell_scripts_pass_shellcheck(script: Path) -> None:
     done = subprocess.run([_bin("shellcheck"), str(script)], capture_output=True, text=True, check=False)
