@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import pwd
 import re
@@ -366,3 +367,25 @@ def test_compose_starts_the_gateway_in_tester_mode() -> None:
                  "-aiTesterGateway=true", "-aiSessionTimeout=0", "-discoveryTimeout=750ms"):  # fmt: skip
         assert flag in compose
     assert "/var/lib/ai-job-tester" in compose and "/app/configs/config.json" in compose
+
+
+def test_the_simulated_network_serves_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
+    """What the smoke test runs on the host: a config for the tester, what the leaderboard stored."""
+    config, state = tmp_path / "config.json", tmp_path / "leaderboard.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai_job_tester.sandbox", "serve", "--config-out", str(config), "--webhook-port", "7934",
+         "--latency", "0.5", "--no-secret", "--state-file", str(state)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: config.exists() and state.exists(), what="the config and the state file")
+        written = json.loads(config.read_text())
+        assert written["internalWebServerAddress"] == "127.0.0.1" and written["internalWebServerPort"] == "7934"
+        assert "metricsSecret" not in written and "liveVideo" not in written
+        assert stat.S_IMODE(config.stat().st_mode) == 0o644  # a tester under another uid reads it
+        assert json.loads(state.read_text())["rows"] == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+    assert out.splitlines()[-1] == "sandbox: network stopped"
