@@ -140,3 +140,17 @@ def test_a_post_that_raises_keeps_its_row_and_the_run_ends(
     assert report.totals().passed == 12 and report.undelivered == 12
     assert all(r.delivery is not None and not r.delivery.delivered for r in report.results)
     assert {r.outcome for r in report.results} == {Outcome.PASSED}
+
+
+def test_a_delivery_listener_that_raises_cannot_leave_the_courier_busy_for_ever(
+    lanes: SimNetwork, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_job_tester.cycle.record import Recorder
+
+    def broken(self: Recorder, index: int, delivery: object) -> None:
+        raise RuntimeError("a bug in recording a delivery")
+
+    monkeypatch.setattr(Recorder, "_delivered", broken)
+    report = run_in_time(lanes, tmp_path)
+    assert report.totals().passed == 12
+    assert len(lanes.leaderboard.rows) == 12  # every row still posted, and the run ended

@@ -95,10 +95,12 @@ class Courier:
         """Wait until every queued row has an answer, or until ``deadline`` (monotonic); tell whether it did."""
         with self._cond:
             while self._queue or self._busy:
+                if self._thread.ident is not None and not self._thread.is_alive():
+                    return False  # the courier died: nothing will ever answer, and the rows stay stored
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self._cond.wait(left if left is not None else 0.5)
+                self._cond.wait(min(left, 0.5) if left is not None else 0.5)
         return True
 
     def close(self) -> None:
@@ -128,11 +130,15 @@ class Courier:
             finally:
                 with self._cond:
                     self._queued.discard(item.parcel.id)
-            if item.on_done is not None:
-                item.on_done(delivery)
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
+            try:
+                if item.on_done is not None:
+                    item.on_done(delivery)
+            except Exception as exc:  # the row's fate is settled; a broken listener must not stop the others
+                log.error("recording a delivery failed: %s", exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def _deliver(self, item: _Item) -> Delivery:
         parcel = item.parcel

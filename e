@@ -1,0 +1,1 @@
+Error: peer.json: no such config file; pass one with -f CONFIG
