@@ -53,6 +53,47 @@ if [ "$#" -gt 0 ] && [ "$1" != "schedule" ]; then
 fi
 
 # --- The schedule. ----------------------------------------------------------------------------
+# shellcheck disable=SC2329  # invoked by stop
+cycle_running() { [ -e "$pid_file" ] && ! flock -n "$pid_file" true; }
+
+# shellcheck disable=SC2329  # invoked by the traps below
+stop() {
+  local signal="$1" code="$2" pid
+  trap '' TERM INT
+  [ -z "$cron_pid" ] || kill -TERM "$cron_pid" 2>/dev/null || true   # no new tick from now on
+  if cycle_running; then
+    pid="$(cat "$pid_file")"
+    say "SIG$signal: stopping the cycle under way (pid $pid), up to ${grace} s"
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    if ! flock -w "$grace" "$pid_file" true; then
+      say "the cycle did not stop within ${grace} s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  [ -z "$cron_pid" ] || wait "$cron_pid" 2>/dev/null || true
+  if [ -n "$syslog_pid" ]; then
+    kill -TERM "$syslog_pid" 2>/dev/null || true
+    wait "$syslog_pid" 2>/dev/null || true
+  fi
+  # The forwarder ends once the last writer is gone, so every line reaches the log; a writer
+  # left behind (it should not be) gets two seconds.
+  exec 3>&-   # closing an fd that was never opened is no error
+  if [ -n "$forwarder" ]; then
+    for _ in {1..20}; do
+      kill -0 "$forwarder" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$forwarder" 2>/dev/null || true
+  fi
+  say "stopped"
+  exit "$code"
+}
+
+# The traps come first: a shell that is PID 1 ignores a signal it has no handler for, so a
+# `docker stop` during the set-up below would otherwise wait out the grace period and SIGKILL.
+cron_pid="" syslog_pid="" forwarder=""
+trap 'stop TERM 143' TERM
+trap 'stop INT 130' INT
 schedule="${CRONTAB_SCHEDULE:-0 */2 * * *}"
 if [ "$(id -u)" != 0 ] && [ "$(id -u)" != "$uid" ]; then
   fail "the schedule needs root to start cron (every cycle runs as $user); do not set --user"
@@ -109,38 +150,6 @@ exec 3<>"$log_pipe"
   ' "$template"
 } | crontab -u "$user" -
 
-# shellcheck disable=SC2329  # invoked by stop
-cycle_running() { ! flock -n "$pid_file" true; }
-
-# shellcheck disable=SC2329  # invoked by the traps below
-stop() {
-  local signal="$1" code="$2" pid
-  trap '' TERM INT
-  [ -z "$cron_pid" ] || kill -TERM "$cron_pid" 2>/dev/null || true   # no new tick from now on
-  if cycle_running; then
-    pid="$(cat "$pid_file")"
-    say "SIG$signal: stopping the cycle under way (pid $pid), up to ${grace} s"
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-    if ! flock -w "$grace" "$pid_file" true; then
-      say "the cycle did not stop within ${grace} s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  [ -z "$cron_pid" ] || wait "$cron_pid" 2>/dev/null || true
-  kill -TERM "$syslog_pid" 2>/dev/null || true
-  wait "$syslog_pid" 2>/dev/null || true
-  # The forwarder ends once the last writer is gone, so every line reaches the log; a writer
-  # left behind (it should not be) gets two seconds.
-  exec 3>&-
-  for _ in {1..20}; do
-    kill -0 "$forwarder" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill "$forwarder" 2>/dev/null || true
-  say "stopped"
-  exit "$code"
-}
-
 say "cycles scheduled '$schedule' as $user with $AI_JOB_TESTER_CONFIG; cron runs in the foreground"
 # No syslog daemon in the image: cron's own lines (tick starts, failed ticks, PAM or crontab
 # errors that stop a tick before it runs) go to the container's log through this forwarder.
@@ -152,9 +161,6 @@ for _ in {1..50}; do
 done
 [ -S "$syslog_socket" ] || say "warning: no syslog socket at $syslog_socket; cron's own messages are lost"
 
-cron_pid=""
-trap 'stop TERM 143' TERM
-trap 'stop INT 130' INT
 # -f: in the foreground, as our child; -L 5: log the start of every tick and every failed one.
 cron -f -L 5 3>&- &
 cron_pid=$!

@@ -215,6 +215,17 @@ def test_an_idle_container_stops_at_once_with_143(entrypoint) -> None:  # type: 
     assert entrypoint().stop(signal.SIGINT)[0] == 130
 
 
+def test_a_stop_during_set_up_is_not_lost(entrypoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # As PID 1 a shell ignores a signal it has no trap for: the traps must be there before set-up waits.
+    silent = tmp_path / "silent-syslog.py"
+    silent.write_text("import time\ntime.sleep(60)\n")  # never makes its socket: set-up waits 5 s for it
+    run = entrypoint(wait=False, TESTER_SYSLOG_FORWARDER=str(silent))
+    wait_until(lambda: "cron runs in the foreground" in run.stderr, what="set-up to start waiting")
+    code, took = run.stop()
+    assert code == 143 and took < 2, run.stderr
+    assert not run.cron_started()
+
+
 def _cycle_stub(run: Started, body: str) -> None:
     _stub(Path(run.env["PATH"].split(":")[0]), "ai-job-tester", body)
 
