@@ -115,3 +115,37 @@ def test_a_lock_file_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) ->
     (tmp_path / "lock").mkdir()  # as unopenable as another user's file, even for root
     with pytest.raises(StateDirError, match=r"cannot open the lock file .* remove it or give it to the user"):
         CycleLock(tmp_path).acquire()
+
+
+def test_a_rejected_folder_that_cannot_be_made_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "rejected").write_text("not a folder")
+    with pytest.raises(StateDirError, match=r"cannot use .*rejected \("):
+        Outbox(tmp_path)
+
+
+def test_a_journal_id_never_names_a_file_outside_rejected(tmp_path: Path) -> None:
+    line = {"id": "../../escape", "row": {**row("m").model_dump(mode="json"), "orchestrator": "0x" + "b" * 60}}
+    (tmp_path / "outbox.jsonl").write_text(json.dumps(line) + "\n")
+    with Outbox(tmp_path):
+        pass
+    assert not (tmp_path.parent / "escape.json").exists()
+    [kept] = (tmp_path / "rejected").iterdir()
+    assert json.loads(kept.read_text())["row"]["model"] == "m"
+
+
+@pytest.mark.parametrize("document", ['{"row": "abc"}', "[1, 2]", '{"row": [1]}', "{"])
+def test_outbox_lists_a_garbled_rejected_file_without_a_traceback(tmp_path: Path, document: str) -> None:
+    from ai_job_tester.storage.inventory import read_inventory
+
+    (tmp_path / "rejected").mkdir()
+    (tmp_path / "rejected" / "x.json").write_text(document)
+    listed = read_inventory(tmp_path).rejected
+    assert all(entry.row == {} for entry in listed)
+
+
+def test_an_archive_that_is_a_directory_is_one_clear_error(tmp_path: Path) -> None:
+    from ai_job_tester.storage.inventory import read_inventory
+
+    (tmp_path / "archive.jsonl").mkdir()
+    with pytest.raises(StateDirError, match=r"cannot read .*archive.jsonl .*move it aside"):
+        read_inventory(tmp_path)

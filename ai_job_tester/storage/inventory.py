@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.rows import LeaderboardRow
+from ..errors import StateDirError
 from .outbox import ARCHIVE, HELD_JOURNAL, JOURNAL, REJECTED, Outbox
 from .state import CycleLock
 
@@ -66,15 +67,19 @@ def _rejected(state_dir: Path) -> list[Rejected]:
                 continue
         except (OSError, ValueError, RecursionError):
             continue
-        found.append(Rejected(path, str(document.get("message", "")), dict(document.get("row") or {})))
+        row = document.get("row")
+        found.append(Rejected(path, str(document.get("message", "")), row if isinstance(row, dict) else {}))
     return found
 
 
 def _archived(state_dir: Path) -> list[LeaderboardRow]:
+    path = state_dir / ARCHIVE
     try:
-        lines = (state_dir / ARCHIVE).read_bytes().splitlines()
+        lines = path.read_bytes().splitlines()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise StateDirError(f"cannot read {path} ({exc.strerror or exc}): move it aside and run again") from None
     found = []
     for line in lines:
         try:

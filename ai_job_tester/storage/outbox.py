@@ -20,8 +20,10 @@ The lanes store rows while the courier's thread posts them: every method takes t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -40,6 +42,7 @@ JOURNAL = "outbox.jsonl"
 HELD_JOURNAL = "held.jsonl"  # rows the health gate keeps back (see ``domain/gate.py``)
 REJECTED = "rejected"
 ARCHIVE = "archive.jsonl"
+_SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,9 @@ class Outbox:
         _usable_file(self._journal)
         try:
             self._rejected.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # named for itself: the journal is fine
+            raise _unusable(self._rejected, exc) from None
+        try:
             self._unreadable: list[tuple[str, Any, str]] = []
             self._waiting = self._load()
             self._set_aside_unreadable()
@@ -122,7 +128,7 @@ class Outbox:
         """Move a row the leaderboard will not take aside, with the reason, for a person to read."""
         document = {"rejected_at": int(time.time()), "message": message, "row": _row_json(parcel.row)}
         try:
-            _write_durably(self._rejected / f"{parcel.id}.json", json.dumps(document, indent=2).encode())
+            _write_durably(self._rejected / f"{_file_name(parcel.id)}.json", json.dumps(document, indent=2).encode())
         except OSError as exc:
             raise _unusable(self._rejected, exc) from None
         self._done(parcel, "rejected")
@@ -177,7 +183,7 @@ class Outbox:
     def _set_aside_unreadable(self) -> None:
         for key, raw, problem in self._unreadable:
             document = {"rejected_at": int(time.time()), "message": f"could not be read back ({problem})", "row": raw}
-            _write_durably(self._rejected / f"{key}.json", json.dumps(document, indent=2).encode())
+            _write_durably(self._rejected / f"{_file_name(key)}.json", json.dumps(document, indent=2).encode())
 
     def _compact(self) -> None:
         lines = b"".join(
@@ -206,6 +212,13 @@ def _usable_file(path: Path) -> None:
         raise _unusable(path, exc) from None
     if not stat.S_ISREG(mode):
         raise StateDirError(f"{path} is not a regular file; move it out of the way (rows it held are lost)")
+
+
+def _file_name(parcel_id: str) -> str:
+    # Ids are ours, but the journal is a file on disk: never let one name a path outside rejected/.
+    if _SAFE_ID.fullmatch(parcel_id):
+        return parcel_id
+    return "id-" + hashlib.sha256(parcel_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _unusable(path: Path, exc: OSError) -> StateDirError:
