@@ -170,6 +170,7 @@ class PipelineConfig(_Strict):
     file_field: str | None = Field(default=None, min_length=1)
     timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0, le=MAX_JOB_TIMEOUT_SECONDS)
     verify_output: bool = True
+    vary: bool = True
     prompt_variants: list[PromptVariant] | None = Field(default=None, alias="promptVariants")
 
     @property
@@ -300,6 +301,7 @@ class Config(_Strict):
                 timeout=p.timeout,
                 capture_response=p.capture_response,
                 verify_output=p.verify_output,
+                vary=p.vary,
                 is_live=p.is_live,
                 variants=tuple(Variant(v.id, v.complexity, v.parameters) for v in p.prompt_variants or ()),
             )
