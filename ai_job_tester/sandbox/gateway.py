@@ -270,6 +270,8 @@ class _JobHandler(QuietHandler):
             self.reply(200, b" " * orch.huge_bytes + body, content_type)
         else:
             media: dict[str, bytes] = {}
+            if fault is Fault.REPLAY:  # the cache's answer: another request's output, whatever this one asked
+                model, params = orch.replayed(route, model, params)
             body, content_type = replies.success_body(route, model, params, media)
             body = replies.spoil(fault, body, media)
             gateway.store_media(media)
