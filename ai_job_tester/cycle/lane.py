@@ -29,13 +29,22 @@ class Lane:
     """One gateway of the cycle; ``number`` counts from 1 for people."""
 
     def __init__(
-        self, number: int, gateway: GatewayConfig, webhook: Webhook, client: httpx.Client, *, capture_limit: int
+        self,
+        number: int,
+        gateway: GatewayConfig,
+        webhook: Webhook,
+        client: httpx.Client,
+        *,
+        capture_limit: int,
+        media_hosts: Sequence[str] = (),
     ) -> None:
         self.number = number
         self.gateway = gateway
         self.webhook = webhook
         self.client = client
         self.capture_limit = capture_limit
+        # Media come from the gateway's host (its in-memory ring) or the object stores the config names.
+        self.media_hosts = media.allowed_hosts(httpx.URL(gateway.broadcaster_job_endpoint).host, media_hosts)
         self.failed: str | None = None  # why this lane stopped, if it did
 
     def idle(self, everyone: Sequence[str]) -> None:
@@ -91,7 +100,7 @@ class Lane:
         target = media.media_target(job.route, body)
         if target is None:
             return verdict, None
-        fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target)
+        fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target, allowed=self.media_hosts)
         problem = media.judge(target, fetched)
         if problem is not None:
             return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds

@@ -96,7 +96,16 @@ def run_cycle(
             # The measured requests go through the lean transport (see transport.py).
             lane_transport = transport or StdlibTransport(verify=config.verify_tls)
             client = stack.enter_context(_client(config, lane_transport))
-            lanes.append(Lane(number, gateway, hook, client, capture_limit=config.capture_limit_bytes))
+            lanes.append(
+                Lane(
+                    number,
+                    gateway,
+                    hook,
+                    client,
+                    capture_limit=config.capture_limit_bytes,
+                    media_hosts=config.media_hosts,
+                )
+            )
         client = stack.enter_context(_client(config, transport))
         outbox = stack.enter_context(Outbox(state_dir))
         held = stack.enter_context(Outbox(state_dir, HELD_JOURNAL))

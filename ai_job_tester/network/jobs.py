@@ -63,9 +63,7 @@ def form_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def prepare(
-    job: PlannedJob, gateway: GatewayConfig, files: ExitStack, *, chance: Chance | None = None
-) -> PreparedJob:
+def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack, *, chance: Chance | None = None) -> PreparedJob:
     """Build the request for ``job`` to ``gateway``; files it streams are closed by ``files``.
 
     ``chance`` is the random source of the job's variation (the system's by default).

@@ -95,8 +95,14 @@ def _seed(params: dict[str, Any]) -> int:
         return 0
 
 
-def spoil(fault: Fault, body: bytes, media: dict[str, bytes]) -> bytes:
-    """Apply an output fault to a good reply: lose or corrupt its media, or break its stream."""
+def spoil(fault: Fault, body: bytes, media: dict[str, bytes], *, elsewhere: str = "http://localhost") -> bytes:
+    """Apply an output fault to a good reply: lose or corrupt its media, or break its stream.
+
+    ``elsewhere`` is the origin ``Fault.FOREIGN_MEDIA`` points the media at: the gateway
+    itself under another host name, so whether it is fetched depends on ``mediaHosts`` alone.
+    """
+    if fault is Fault.FOREIGN_MEDIA:
+        return body.replace(b'"/stream/', b'"' + elsewhere.encode() + b"/stream/")
     if fault is Fault.MISSING_MEDIA:
         media.clear()
     elif fault is Fault.WRONG_MEDIA:
@@ -140,9 +146,7 @@ def _llm(model: str, params: dict[str, Any], digest: bytes) -> tuple[bytes, str]
             "model": model,
             "created": created,
             "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
         }
     )
 

@@ -20,6 +20,7 @@ class Fault(StrEnum):
     HUGE = "huge"  # 200 with ``SimOrchestrator.huge_bytes`` of JSON whitespace before a valid body
     MISSING_MEDIA = "missing-media"  # a valid reply whose media URL leads nowhere
     WRONG_MEDIA = "wrong-media"  # a valid reply whose media is an HTML page
+    FOREIGN_MEDIA = "foreign-media"  # a valid reply whose media URL is absolute, on another host name
     STREAM_NO_FINISH = "stream-no-finish"  # an LLM stream that stops before its finishing chunk
     STREAM_ERROR = "stream-error"  # an LLM stream that carries an error event
     GARBAGE = "garbage"  # a 200 with 150 headers: a reply http.client refuses to parse
