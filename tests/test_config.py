@@ -283,6 +283,19 @@ BAD_FILES = {
         _file({"metricsSecret": "s" * 2000}),
         f"metricsSecret: is longer than 1024 characters ({HIDDEN})",
     ),
+    "mediaHosts with a scheme": (
+        _file({"mediaHosts": ["https://store.example.com"]}),
+        "mediaHosts[0]: 'https://store.example.com' is not a host name: give the host alone, "
+        "e.g. 'storage.example.com'",
+    ),
+    "mediaHosts with a port": (
+        _file({"mediaHosts": ["store.example.com:9000"]}),
+        "mediaHosts[0]: 'store.example.com:9000' has a port: give the host alone (any port of it is allowed)",
+    ),
+    "vary that is not a bool": (
+        _file(pipeline={"vary": "sometimes"}),
+        "pipelines[0].vary: Input should be a valid boolean, unable to interpret input",
+    ),
     "short webhook token": (
         _file({"webhookToken": "abc"}),
         "webhookToken: must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ - (e.g. from `openssl rand -hex 16`); "

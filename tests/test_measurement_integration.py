@@ -37,7 +37,7 @@ def one_job(
     ("fault", "message"),
     [
         (Fault.MISSING_MEDIA, "answered HTTP 404"),
-        (Fault.WRONG_MEDIA, "is not a PNG or JPEG (starts with b'<html><b')"),
+        (Fault.WRONG_MEDIA, "is not a PNG or JPEG: it is HTML text, 35 bytes"),  # described, never quoted
     ],
 )
 def test_media_that_is_missing_or_of_the_wrong_kind_fails_the_job(
@@ -49,6 +49,20 @@ def test_media_that_is_missing_or_of_the_wrong_kind_fails_the_job(
     assert message in job["message"]
     [row] = network.leaderboard.rows
     assert row.success_rate == 0 and row.errors[0].error_code == "BAD_OUTPUT"
+
+
+@pytest.mark.parametrize(("media_hosts", "outcome"), [([], "failed"), (["localhost"], "passed")])
+def test_media_on_another_host_are_fetched_only_when_the_config_allows_it(
+    network: SimNetwork, sim_config: Callable[..., Path], tmp_path: Path, media_hosts: list[str], outcome: str
+) -> None:
+    """A reply naming media elsewhere fails BAD_OUTPUT unfetched, unless mediaHosts lists that host."""
+    network.orchestrators[0].fault = Fault.FOREIGN_MEDIA
+    # "localhost" is the simulated gateway under another name: fetched, the media would pass.
+    job = one_job(network, sim_config, "text-to-image", tmp_path, mediaHosts=media_hosts)
+    assert job["outcome"] == outcome
+    if outcome == "failed":
+        assert job["error_code"] == "BAD_OUTPUT"
+        assert "was not fetched: its host 'localhost' is neither the gateway's nor in mediaHosts" in job["message"]
 
 
 @pytest.mark.parametrize(("pipeline", "kind"), [("image-to-video", "video"), ("text-to-speech", "speech")])

@@ -113,7 +113,19 @@ def _webhook_token(value: Any) -> Any:
     return value
 
 
+def _host_name(value: str) -> str:
+    # A bare host: "storage.example.com", "10.0.0.5", "::1". A scheme, port or path here would
+    # never match the host of a URL, so the media from there would fail for a typo.
+    host = value.strip().lower()
+    if not host or len(host) > 253 or any(char in host for char in "/@?#[] \t") or _CONTROL.search(host):
+        raise ValueError(f"{value!r} is not a host name: give the host alone, e.g. 'storage.example.com'")
+    if host.count(":") == 1:
+        raise ValueError(f"{value!r} has a port: give the host alone (any port of it is allowed)")
+    return host
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HostName = Annotated[str, AfterValidator(_host_name)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -170,6 +182,7 @@ class PipelineConfig(_Strict):
     file_field: str | None = Field(default=None, min_length=1)
     timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0, le=MAX_JOB_TIMEOUT_SECONDS)
     verify_output: bool = True
+    vary: bool = True
     prompt_variants: list[PromptVariant] | None = Field(default=None, alias="promptVariants")
 
     @property
@@ -223,6 +236,8 @@ class Config(_Strict):
     state_dir: Path | None = Field(default=None, alias="stateDir")
     verify_tls: bool = Field(default=True, alias="verifyTls")
     capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=MAX_CAPTURE_BYTES, alias="captureLimitBytes")
+    # Where the output check may download media besides the gateway's own host (its object store).
+    media_hosts: list[HostName] = Field(default_factory=list, alias="mediaHosts", max_length=100)
     health_gate_orchestrators: int = Field(default=5, ge=0, le=MAX_GATE_ORCHESTRATORS, alias="healthGateOrchestrators")
     # The leaderboard scores a row by its arrival: one that waited out a long outage would count as
     # today's measurement. Six hours is three default cycles: late enough for a short outage, and
@@ -300,6 +315,7 @@ class Config(_Strict):
                 timeout=p.timeout,
                 capture_response=p.capture_response,
                 verify_output=p.verify_output,
+                vary=p.vary,
                 is_live=p.is_live,
                 variants=tuple(Variant(v.id, v.complexity, v.parameters) for v in p.prompt_variants or ()),
             )

@@ -15,28 +15,41 @@ import httpx
 
 from ..config import GatewayConfig
 from ..domain import media, rows
+from ..domain.fingerprints import Kind, decodes_greedily, text_digest
 from ..domain.outcome import Outcome, TransportFault, Verdict, classify
 from ..domain.plan import PlannedJob
+from ..domain.reply_text import reply_text
 from ..domain.results import JobResult
 from ..errors import GatewayUnreachable
 from ..network.gateway import accepts_connections
-from ..network.jobs import prepare, send
+from ..network.jobs import PreparedJob, prepare, send
 from ..network.media import fetch
 from ..network.webhook import Webhook
+from .replays import ReplayGuard
 
 
 class Lane:
     """One gateway of the cycle; ``number`` counts from 1 for people."""
 
     def __init__(
-        self, number: int, gateway: GatewayConfig, webhook: Webhook, client: httpx.Client, *, capture_limit: int
+        self,
+        number: int,
+        gateway: GatewayConfig,
+        webhook: Webhook,
+        client: httpx.Client,
+        *,
+        capture_limit: int,
+        media_hosts: Sequence[str] = (),
     ) -> None:
         self.number = number
         self.gateway = gateway
         self.webhook = webhook
         self.client = client
         self.capture_limit = capture_limit
+        # Media come from the gateway's host (its in-memory ring) or the object stores the config names.
+        self.media_hosts = media.allowed_hosts(httpx.URL(gateway.broadcaster_job_endpoint).host, media_hosts)
         self.failed: str | None = None  # why this lane stopped, if it did
+        self.replays: ReplayGuard | None = None  # the cycle's replay check, shared by every lane
 
     def idle(self, everyone: Sequence[str]) -> None:
         """Between jobs the webhook lists every orchestrator, as the gateway expects when idle."""
@@ -60,9 +73,11 @@ class Lane:
         verdict = classify(job.route, exchange)
         if verdict.error_code in (TransportFault.DROPPED.value, TransportFault.MALFORMED.value):
             self._check_alive()
-        check_seconds = None
+        check_seconds, media_digest, fingerprint = None, None, None
         if verdict.outcome is Outcome.PASSED and job.pipeline.verify_output:
-            verdict, check_seconds = self._check_output(job, exchange.body, verdict)
+            verdict, check_seconds, media_digest = self._check_output(job, exchange.body, verdict)
+        if verdict.outcome is Outcome.PASSED:
+            verdict, fingerprint = self._check_replay(job, prepared, exchange.body, media_digest, started_at, verdict)
         stream = exchange.stream
         return JobResult(
             job=job,
@@ -75,6 +90,7 @@ class Lane:
                 exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
             ),
             output_check_seconds=check_seconds,
+            fingerprint=fingerprint,
             time_to_first_token=None if stream is None else stream.first_token_at,
             tokens_per_second=None if stream is None else stream.tokens_per_second,
         )
@@ -86,13 +102,41 @@ class Lane:
         if not accepts_connections(endpoint):
             raise GatewayUnreachable(f"the gateway at {endpoint} went away during a job and accepts no connections")
 
-    def _check_output(self, job: PlannedJob, body: bytes, verdict: Verdict) -> tuple[Verdict, float | None]:
-        """Fetch the media the reply points at, right away: a gateway keeps it only briefly."""
+    def _check_output(self, job: PlannedJob, body: bytes, verdict: Verdict) -> tuple[Verdict, float | None, str | None]:
+        """Fetch the media the reply points at, right away (a gateway keeps it only briefly); return its digest."""
         target = media.media_target(job.route, body)
         if target is None:
-            return verdict, None
-        fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target)
+            return verdict, None, None
+        fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target, allowed=self.media_hosts)
         problem = media.judge(target, fetched)
         if problem is not None:
-            return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds
-        return verdict, fetched.seconds
+            return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds, None
+        # A safety filter's stand-in image is the same for many requests: never evidence of a replay.
+        return verdict, fetched.seconds, None if target.nsfw else fetched.digest
+
+    def _check_replay(
+        self,
+        job: PlannedJob,
+        prepared: PreparedJob,
+        body: bytes,
+        media_digest: str | None,
+        started_at: int,
+        verdict: Verdict,
+    ) -> tuple[Verdict, str | None]:
+        """Compare a passing job's output with every earlier one; return the verdict and the fingerprint compared.
+
+        Only a fresh request is compared (see ``domain.fingerprints`` for what is never evidence).
+        """
+        varied = prepared.varied
+        if self.replays is None or not varied.fresh:
+            return verdict, None
+        kind, digest = Kind.MEDIA, media_digest
+        if digest is None and varied.texts and not decodes_greedily(varied.parameters):
+            text = reply_text(job.route, body)
+            kind, digest = Kind.TEXT, None if text is None else text_digest(text)
+        if digest is None:
+            return verdict, None
+        replay = self.replays.check(
+            job, kind=kind, digest=digest, started_at=started_at, input_parameters=prepared.input_parameters
+        )
+        return replay or verdict, digest

@@ -29,7 +29,7 @@ from ..network.leaderboard import Leaderboard
 from ..network.transport import StdlibTransport
 from ..network.webhook import Webhook
 from ..output.report import CycleReport
-from ..storage import rotation
+from ..storage import fingerprints, rotation
 from ..storage.outbox import HELD_JOURNAL, Outbox
 from ..storage.regions import confirmed_ai_region, remember_ai_region
 from ..storage.state import CycleLock, default_state_dir, prepare_state_dir
@@ -41,6 +41,7 @@ from .lanes import run_lanes
 from .live import LiveLane, run_live
 from .observer import Observer, SilentObserver
 from .record import Recorder
+from .replays import ReplayGuard
 from .schedule import Scheduler
 
 log = logging.getLogger("ai_job_tester")
@@ -96,7 +97,16 @@ def run_cycle(
             # The measured requests go through the lean transport (see transport.py).
             lane_transport = transport or StdlibTransport(verify=config.verify_tls)
             client = stack.enter_context(_client(config, lane_transport))
-            lanes.append(Lane(number, gateway, hook, client, capture_limit=config.capture_limit_bytes))
+            lanes.append(
+                Lane(
+                    number,
+                    gateway,
+                    hook,
+                    client,
+                    capture_limit=config.capture_limit_bytes,
+                    media_hosts=config.media_hosts,
+                )
+            )
         client = stack.enter_context(_client(config, transport))
         outbox = stack.enter_context(Outbox(state_dir))
         held = stack.enter_context(Outbox(state_dir, HELD_JOURNAL))
@@ -160,6 +170,9 @@ class _Cycle:
             ordered = Plan(plan.orchestrators, tuple(plan.jobs[i] for i in order), plan.skipped)
             return CycleReport(self.config.region, started, time.time(), ordered, (), posting=False)
         recorder = self.recorder
+        replays = ReplayGuard(fingerprints.load(self.state_dir))  # after the dry run: it never needs them
+        for lane in self.lanes:
+            lane.replays = replays
         batch = Scheduler([(i, plan.jobs[i]) for i in order if not plan.jobs[i].is_live], deadline=self.deadline)
         try:
             run_lanes(self.lanes, batch, everyone, recorder, self.observer)
@@ -175,6 +188,7 @@ class _Cycle:
         with recorder.lock:
             results = recorder.complete(plan, budget_spent=self._budget_spent())
         rotation.save(self.state_dir, recorder.last_tested)
+        fingerprints.save(self.state_dir, replays.memory())
         courier = self.courier
         return CycleReport(
             region=self.config.region,
@@ -192,6 +206,7 @@ class _Cycle:
             posting_stopped=None if courier is None else courier.stopped,
             held_back=held_back,
             lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
+            replay_tally=replays.tally,
         )
 
     def _discover(self) -> tuple[Plan, list[str]]:

@@ -11,8 +11,11 @@ Error codes posted to the leaderboard (and shown in the table):
 ``INVALID_RESPONSE``      a 2xx whose body lacks the route's success shape
 ``STREAM_INCOMPLETE``     an LLM stream ended without a chunk with a ``finish_reason``
 ``STREAM_ERROR``          an LLM stream carried an ``error`` event
-``BAD_OUTPUT``            the media the reply points at is missing, empty or of the
-                          wrong kind (set by the cycle after ``media.judge``)
+``BAD_OUTPUT``            the media the reply points at is missing, empty, of the
+                          wrong kind or on a host not allowed (set by the cycle after
+                          ``media.judge``)
+``REPLAYED_OUTPUT``       the output is identical to an earlier job's for another
+                          request (set by the cycle's replay check, ``fingerprints``)
 ========================  =======================================================
 """
 

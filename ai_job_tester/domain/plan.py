@@ -41,6 +41,7 @@ class Pipeline:
     timeout: float
     capture_response: bool = True
     verify_output: bool = True
+    vary: bool = True  # a fresh seed and prompt suffix per job (see ``variation``)
     is_live: bool = False
     variants: tuple[Variant, ...] = ()  # live only; empty means the one default variant
 

@@ -24,6 +24,7 @@ class JobResult:
     response_payload: str = ""
     delivery: Delivery | None = None  # None: not posted (by choice, or not postable)
     output_check_seconds: float | None = None  # the media download, never part of round_trip
+    fingerprint: str | None = None  # the output's SHA-256 when it was compared for replays (domain.fingerprints)
     time_to_first_token: float | None = None  # LLM streams only
     tokens_per_second: float | None = None
     live: LiveStats | None = None  # live video only

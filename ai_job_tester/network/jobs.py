@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ from ..config import GatewayConfig
 from ..domain.outcome import Exchange, TransportFault
 from ..domain.plan import PlannedJob
 from ..domain.streaming import StreamMeter
+from ..domain.variation import Chance, Varied, unvaried, vary
 from ..errors import GatewayUnreachable
 from .transport import MalformedReply, WireClock
 
@@ -29,19 +31,27 @@ CHUNK_SIZE = 64 * 1024
 DEFAULT_CAPTURE_LIMIT = 4 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 10.0
 
+# The operating system's randomness: orchestrators see the seeds they are sent, and a
+# seeded generator's next seeds could be worked out from enough of them.
+_SYSTEM_CHANCE = random.SystemRandom()
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedJob:
     """A request ready to go, and the parameters it carries as the leaderboard wants them."""
 
     request: httpx.Request
-    input_parameters: str
+    input_parameters: str  # exactly the fields sent, seed and suffixes included
     timeout: float
+    varied: Varied = field(default_factory=lambda: unvaried({}))  # what was made fresh for this job
 
 
-def job_parameters(job: PlannedJob) -> dict[str, Any]:
-    """Return the job's fields: the pipeline's parameters plus the model field."""
-    return {**job.pipeline.parameters, job.pipeline.model_field: job.model}
+def job_parameters(job: PlannedJob, chance: Chance | None = None) -> Varied:
+    """Return the job's fields: the pipeline's parameters, varied unless ``vary: false``, plus the model field."""
+    configured = {**job.pipeline.parameters, job.pipeline.model_field: job.model}
+    if not job.pipeline.vary:
+        return unvaried(configured)
+    return vary(job.pipeline.route, configured, chance or _SYSTEM_CHANCE)
 
 
 def form_value(value: Any) -> str:
@@ -53,9 +63,13 @@ def form_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack) -> PreparedJob:
-    """Build the request for ``job`` to ``gateway``; files it streams are closed by ``files``."""
-    params = job_parameters(job)
+def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack, *, chance: Chance | None = None) -> PreparedJob:
+    """Build the request for ``job`` to ``gateway``; files it streams are closed by ``files``.
+
+    ``chance`` is the random source of the job's variation (the system's by default).
+    """
+    varied = job_parameters(job, chance)
+    params = varied.parameters
     headers = {"Accept": "application/json, text/event-stream"}
     if gateway.broadcaster_request_token is not None:
         headers["Authorization"] = f"Bearer {gateway.broadcaster_request_token.get_secret_value()}"
@@ -81,6 +95,7 @@ def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack) -> Prepar
         request=request,
         input_parameters=json.dumps(params, separators=(",", ":"), sort_keys=True),
         timeout=job.pipeline.timeout,
+        varied=varied,
     )
 
 

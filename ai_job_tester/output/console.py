@@ -375,6 +375,12 @@ def render_summary(report: CycleReport, console: Console) -> None:
     )
     for line in _delivery_lines(report):
         console.print(line)
+    console.print(f"outputs checked for replays {t.outputs_checked}, replayed {t.replays}")
+    if t.replays:
+        console.print(
+            f"[red]{t.replays} job(s) failed REPLAYED_OUTPUT:[/] their output is identical to an earlier job's "
+            "for a different request (answered from a cache); each message names the earlier job"
+        )
     if t.unrouted:
         console.print(
             f"[yellow]{t.unrouted} job(s) unrouted and not posted:[/] "

@@ -1,14 +1,15 @@
 """The cycle's results as Prometheus metrics: a textfile for node_exporter, or a push to a Pushgateway.
 
 Built with the official client library; names follow Prometheus conventions (base units,
-``_seconds``; gauges, since each cycle replaces the last one's values).
+``_seconds``; gauges, since each cycle replaces the last one's values, except the replay
+counters, whose tally the state directory keeps).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, write_to_textfile
 
 from ..domain.outcome import Outcome
 from .report import CycleReport
@@ -43,6 +44,18 @@ def registry_for(report: CycleReport) -> CollectorRegistry:
     rows.labels(report.region, "undelivered").set(report.undelivered)  # still waiting in the outbox
     rows.labels(report.region, "set_aside").set(report.rows_rejected)  # rejected or dead-lettered this run
     rows.labels(report.region, "retired").set(report.retired)  # too old to post as current
+    totals = report.totals()
+    outputs = Gauge("ai_job_tester_cycle_outputs", "Outputs of the last cycle compared for replays, and replays found.",
+                    ("region", "state"), registry=registry)  # fmt: skip
+    outputs.labels(report.region, "checked").set(totals.outputs_checked)
+    outputs.labels(report.region, "replayed").set(totals.replays)
+    # Real counters: the tally lives in the state directory, so it only grows from cycle to cycle.
+    checked = Counter("ai_job_tester_outputs_checked", "Outputs compared for replays, over the state directory's life.",
+                      ("region",), registry=registry)  # fmt: skip
+    checked.labels(report.region).inc(report.replay_tally.checked)
+    replayed = Counter("ai_job_tester_replayed_outputs", "Outputs found replayed (REPLAYED_OUTPUT), over the state "
+                       "directory's life.", ("region",), registry=registry)  # fmt: skip
+    replayed.labels(report.region).inc(report.replay_tally.replayed)
     Gauge("ai_job_tester_cycle_duration_seconds", "How long the last cycle took.", ("region",),
           registry=registry).labels(report.region).set(report.finished_at - report.started_at)  # fmt: skip
     Gauge("ai_job_tester_cycle_last_finished_timestamp_seconds", "When the last cycle finished (Unix time).",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.delivery import Delivered
+from ..domain.fingerprints import REPLAYED_OUTPUT, Tally
 from ..domain.outcome import Outcome
 from ..domain.plan import Plan, PlannedJob
 from ..domain.results import JobResult
@@ -32,6 +33,8 @@ class Totals:
     post_failed: int
     post_rejected: int
     held: int
+    outputs_checked: int  # passing outputs compared for replays (fresh requests only)
+    replays: int  # jobs failed REPLAYED_OUTPUT
 
     @property
     def tester_errors(self) -> int:
@@ -58,6 +61,7 @@ class CycleReport:
     held_back: str | None = None  # why the health gate kept this cycle's failure rows back
     lane_failures: tuple[str, ...] = ()  # lanes whose gateway failed; others took their jobs
     retired: int = 0  # rows too old to post as current, moved to archive.jsonl unsent
+    replay_tally: Tally = field(default_factory=Tally)  # outputs compared and replays, over the state dir's life
 
     @property
     def rows_rejected(self) -> int:
@@ -82,6 +86,8 @@ class CycleReport:
             post_failed=sum(1 for d in deliveries if not d.delivered and not d.held),
             held=sum(1 for d in deliveries if d.held),
             post_rejected=sum(1 for d in deliveries if d.status == 400),
+            outputs_checked=sum(1 for result in self.results if result.fingerprint is not None),
+            replays=sum(1 for result in self.results if result.verdict.error_code == REPLAYED_OUTPUT),
         )
 
 
@@ -104,6 +110,8 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "total_posted": totals.posted,
         "total_post_failed": totals.post_failed,
         "total_held": totals.held,
+        "total_outputs_checked": totals.outputs_checked,
+        "total_replayed_outputs": totals.replays,
         "region": report.region,
         "started_at": round(report.started_at, 3),
         "finished_at": round(report.finished_at, 3),
@@ -166,6 +174,7 @@ def _job_entry(result: JobResult, score: Score | None) -> dict[str, Any]:
         "message": result.verdict.message,
         "timestamp": result.started_at,
         "output_check_seconds": result.output_check_seconds,
+        "output_fingerprint": result.fingerprint,
         "time_to_first_token": result.time_to_first_token,
         "tokens_per_second": result.tokens_per_second,
         "variant": None if result.job.variant is None else result.job.variant.id,

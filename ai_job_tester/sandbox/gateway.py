@@ -270,8 +270,10 @@ class _JobHandler(QuietHandler):
             self.reply(200, b" " * orch.huge_bytes + body, content_type)
         else:
             media: dict[str, bytes] = {}
+            if fault is Fault.REPLAY:  # the cache's answer: another request's output, whatever this one asked
+                model, params = orch.replayed(route, model, params)
             body, content_type = replies.success_body(route, model, params, media)
-            body = replies.spoil(fault, body, media)
+            body = replies.spoil(fault, body, media, elsewhere=gateway.http_url.replace("127.0.0.1", "localhost"))
             gateway.store_media(media)
             if content_type == "text/event-stream":
                 events = [event + b"\n\n" for event in body.split(b"\n\n") if event]

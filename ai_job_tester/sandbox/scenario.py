@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Fault(StrEnum):
@@ -19,9 +20,11 @@ class Fault(StrEnum):
     HUGE = "huge"  # 200 with ``SimOrchestrator.huge_bytes`` of JSON whitespace before a valid body
     MISSING_MEDIA = "missing-media"  # a valid reply whose media URL leads nowhere
     WRONG_MEDIA = "wrong-media"  # a valid reply whose media is an HTML page
+    FOREIGN_MEDIA = "foreign-media"  # a valid reply whose media URL is absolute, on another host name
     STREAM_NO_FINISH = "stream-no-finish"  # an LLM stream that stops before its finishing chunk
     STREAM_ERROR = "stream-error"  # an LLM stream that carries an error event
     GARBAGE = "garbage"  # a 200 with 150 headers: a reply http.client refuses to parse
+    REPLAY = "replay"  # answers from a cache: whatever the request, the output of the first one it saw
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,9 @@ class SimOrchestrator:
     on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash the gateway
     live: LiveBehaviour | None = None
     served: list[ServedJob] = field(default_factory=list)
+    # Fault.REPLAY: the one request per route it really answered (model, params); every later
+    # request of that route, whatever its model, seed or prompt, gets that request's output.
+    cached: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     busy: int = 0  # jobs it is working on right now
     most_at_once: int = 0  # the most jobs it ever worked on at the same time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -82,6 +88,11 @@ class SimOrchestrator:
 
     def fault_for(self, capability: str) -> Fault:
         return self.faults.get(capability, self.fault)
+
+    def replayed(self, route: str, model: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Fault.REPLAY: the request its cached output was computed from, the first of this route it saw."""
+        with self._lock:
+            return self.cached.setdefault(route, (model, params))
 
     def record(self, job: ServedJob) -> None:
         with self._lock:
