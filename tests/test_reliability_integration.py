@@ -214,3 +214,13 @@ def test_a_reply_of_many_megabytes_is_capped_and_failed(network: SimNetwork, sim
     assert row.errors[0].error_code == "INVALID_RESPONSE"
     assert row.errors[0].message == "the reply is larger than the capture limit"
     assert len(row.response_payload) <= 65536
+
+
+def test_a_gateway_that_dies_before_its_media_is_fetched_blames_no_orchestrator(
+    network: SimNetwork, sim_config: Callable[..., Path]
+) -> None:
+    network.gateway.on_media = network.gateway.stop  # the reply came; the gateway dies before the download
+    result = invoke("run", "-f", str(sim_config()))
+    assert result.exit_code == 1
+    assert "went away during a job" in result.output
+    assert not [row for row in network.leaderboard.rows if row.errors and row.errors[0].error_code == "BAD_OUTPUT"]

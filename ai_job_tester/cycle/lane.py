@@ -108,6 +108,8 @@ class Lane:
         if target is None:
             return verdict, None, None
         fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target, allowed=self.media_hosts)
+        if fetched.error is not None:
+            self._check_alive()  # a gateway that died after replying is no orchestrator's bad output
         problem = media.judge(target, fetched)
         if problem is not None:
             return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds, None

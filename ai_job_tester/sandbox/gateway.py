@@ -78,6 +78,7 @@ class SimGateway:
         self._local = threading.local()
         self.live = LiveRouter(self.orchestrators)
         self.media_delay = 0.0  # seconds before a media download answers
+        self.on_media: Callable[[], None] | None = None  # runs as a download arrives, e.g. to crash the gateway
         self._cli = ServerThread(_CliHandler, self)
         self._http = ServerThread(_JobHandler, self)
 
@@ -192,6 +193,10 @@ class _JobHandler(QuietHandler):
                 self.reply_json(200, status)
             return
         time.sleep(_owner(self).media_delay)
+        if _owner(self).on_media is not None:
+            _owner(self).on_media()  # type: ignore[misc]
+            self.close_connection = True  # a crashed gateway answers nothing
+            return
         data = _owner(self).media.get(path)
         if data is None:
             self.reply(404, b"not found\n", "text/plain")
