@@ -164,3 +164,35 @@ def test_metrics_are_pushed_under_a_job_named_for_the_region(run_fleet: Callable
     assert (method, path) == ("PUT", "/metrics/job/ai_job_tester_FRA")
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert {"ai_job_tester_job_success", "ai_job_tester_cycle_duration_seconds"} <= names
+
+
+def _orch(n: int, model: str, status: int | None = None) -> SimOrchestrator:
+    fault = {} if status is None else {"fault": Fault.ERROR, "error_status": status}
+    return SimOrchestrator(f"0x{n:040x}", f"https://o{n}.sim:8935", (SimModel("Text to image", model),), **fault)
+
+
+@pytest.mark.parametrize(
+    ("orchestrators", "held", "code"),
+    [
+        ([_orch(1, "m", 422), _orch(2, "m", 422), _orch(3, "m", 422), _orch(4, "n")], {"m"}, 6),
+        ([_orch(1, "m", 422), _orch(2, "m")], set(), 0),
+        ([_orch(1, "m", 422), _orch(2, "m", 500), _orch(3, "n")], set(), 0),
+    ],
+    ids=["every orchestrator refused m with 422", "one refused and one passed", "a 422 and a 500"],
+)
+def test_a_4xx_from_every_orchestrator_of_a_model_is_our_request_and_is_held(
+    start_network: Callable[..., SimNetwork],
+    write_config: Callable[..., Path],
+    state_home: Path,
+    orchestrators: list[SimOrchestrator],
+    held: set[str],
+    code: int,
+) -> None:
+    network = start_network(orchestrators)
+    pipelines = [{**T2I[0], "verify_output": False}]
+    result = invoke("run", "-f", str(write_config(network.tester_config(webhook_port=free_port(), pipelines=pipelines))))
+    assert result.exit_code == code, result.output
+    posted = {row.model for row in network.leaderboard.rows}
+    assert not posted & held  # one wrong parameter never zeroes a model for everyone
+    assert posted == {o.models[0].name for o in orchestrators} - held
+    assert held_rows(state_home) == sum(o.models[0].name in held for o in orchestrators)
