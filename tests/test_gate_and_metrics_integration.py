@@ -190,7 +190,8 @@ def test_a_4xx_from_every_orchestrator_of_a_model_is_our_request_and_is_held(
 ) -> None:
     network = start_network(orchestrators)
     pipelines = [{**T2I[0], "verify_output": False}]
-    result = invoke("run", "-f", str(write_config(network.tester_config(webhook_port=free_port(), pipelines=pipelines))))
+    config = write_config(network.tester_config(webhook_port=free_port(), pipelines=pipelines))
+    result = invoke("run", "-f", str(config))
     assert result.exit_code == code, result.output
     posted = {row.model for row in network.leaderboard.rows}
     assert not posted & held  # one wrong parameter never zeroes a model for everyone

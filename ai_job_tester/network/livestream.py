@@ -123,19 +123,28 @@ def _read_output(url: str, started: float, settings: LiveVideoConfig) -> list[tu
     deadline = started + settings.output_timeout_seconds
     while not frames and time.monotonic() < deadline:
         command = [*_READ_COMMAND[:-1], url, *_READ_TAIL]
-        with _process(command, stderr=subprocess.PIPE) as reader:
-            collector = threading.Thread(target=_collect, args=(reader, started, frames), daemon=True)
-            collector.start()
-            while reader.poll() is None and time.monotonic() < deadline:
-                if frames and time.monotonic() - started - frames[0][0] >= settings.test_duration_seconds:
-                    break
-                time.sleep(0.05)
-        collector.join(timeout=_STOP_GRACE_SECONDS)
-        if reader.stderr is not None and not collector.is_alive():
-            reader.stderr.close()  # ffmpeg has exited and the collector read to its end
+        _read_once(command, started, frames, deadline=deadline, duration=settings.test_duration_seconds)
         if not frames:
             time.sleep(POLL_SECONDS)  # the output may appear seconds after the push: read again
     return list(frames)
+
+
+def _read_once(
+    command: Sequence[str], started: float, frames: list[tuple[float, float]], *, deadline: float, duration: float
+) -> None:
+    with _process(command, stderr=subprocess.PIPE) as reader:
+        collector = threading.Thread(target=_collect, args=(reader, started, frames), daemon=True)
+        collector.start()
+        try:
+            while reader.poll() is None and time.monotonic() < deadline:
+                if frames and time.monotonic() - started - frames[0][0] >= duration:
+                    break
+                time.sleep(0.05)
+        finally:  # also when a signal ends the job: the pipe is closed, never left to the collector of garbage
+            _stop(reader)  # so that the collector reaches the end of ffmpeg's stderr
+            collector.join(timeout=_STOP_GRACE_SECONDS)
+            if reader.stderr is not None and not collector.is_alive():
+                reader.stderr.close()
 
 
 def _collect(reader: subprocess.Popen[str], started: float, frames: list[tuple[float, float]]) -> None:
