@@ -226,13 +226,15 @@ def validate(
     """Check CONFIG and its test files, and print the pipelines it would test."""
     from .config import load_config
     from .output.console import render_pipelines, stdout_console
-    from .validation import check_online, summarise
+    from .validation import check_online, describe_transcoding, summarise
 
     console = stdout_console()
     try:
         loaded = load_config(config, environ=os.environ)
-        render_pipelines(summarise(loaded, has_ffmpeg=shutil.which("ffmpeg") is not None), console)
-        lines = check_online(loaded) if online else []
+        if loaded.pipelines:
+            render_pipelines(summarise(loaded, has_ffmpeg=shutil.which("ffmpeg") is not None), console)
+        lines = [line for line in (describe_transcoding(loaded),) if line]
+        lines += check_online(loaded) if online else []
     except TesterError as exc:
         raise _fail(exc) from None
     for line in lines:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..domain.rows import LeaderboardRow
+from ..domain.rows import Row, row_from
 from .outbox import ARCHIVE, HELD_JOURNAL, JOURNAL, REJECTED, Outbox
 from .state import CycleLock
 
@@ -20,10 +20,10 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    held: list[LeaderboardRow]
-    waiting: list[LeaderboardRow]
+    held: list[Row]
+    waiting: list[Row]
     rejected: list[Rejected]  # refused with 400, or dead-lettered after refusals
-    archived: list[LeaderboardRow]  # retired unsent: too old to count as current
+    archived: list[Row]  # retired unsent: too old to count as current
 
 
 def read_inventory(state_dir: Path) -> Inventory:
@@ -49,7 +49,7 @@ def release_held(state_dir: Path) -> int:
         return len(parcels)
 
 
-def _rows(state_dir: Path, journal: str) -> list[LeaderboardRow]:
+def _rows(state_dir: Path, journal: str) -> list[Row]:
     box = Outbox(state_dir, journal)
     try:
         return [parcel.row for parcel in box.pending()]
@@ -70,7 +70,7 @@ def _rejected(state_dir: Path) -> list[Rejected]:
     return found
 
 
-def _archived(state_dir: Path) -> list[LeaderboardRow]:
+def _archived(state_dir: Path) -> list[Row]:
     try:
         lines = (state_dir / ARCHIVE).read_bytes().splitlines()
     except FileNotFoundError:
@@ -78,7 +78,8 @@ def _archived(state_dir: Path) -> list[LeaderboardRow]:
     found = []
     for line in lines:
         try:
-            found.append(LeaderboardRow.model_validate(json.loads(line)["row"]))
+            entry = json.loads(line)
+            found.append(row_from(entry["row"], entry.get("kind")))
         except (ValueError, KeyError, TypeError, RecursionError):
             continue  # a line torn by a crash
     return found
