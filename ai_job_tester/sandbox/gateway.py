@@ -111,6 +111,7 @@ class SimGateway:
     def stop(self) -> None:
         self._cli.stop()
         self._http.stop()
+        self.ingest.close()
 
     # --- what the handlers ask -------------------------------------------------
 

@@ -11,6 +11,7 @@ fails a segment is dropped from the stream for good. A stream idle longer than
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import posixpath
@@ -109,6 +110,12 @@ class PushIngest:
         self.pushed: list[PushedSegment] = []
         self._lock = threading.Lock()
         self._creating = threading.Lock()  # first segments of one manifest wait for one stream
+        # Long-lived refresh workers keep their webhook connections alive between refreshes.
+        self._refreshers = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sim-refresh")
+
+    def close(self) -> None:
+        """Stop the refresh workers (a refresh under way finishes on its own)."""
+        self._refreshers.shutdown(wait=False, cancel_futures=True)
 
     def push(self, *, url: str, headers: Mapping[str, str], body: bytes | None) -> PushReply:
         """Answer one push; ``headers`` has lower-case names, ``body`` is None when it was too large."""
@@ -173,7 +180,7 @@ class PushIngest:
                 stream.in_flight += 1
             return stream
 
-    def _select(self, stream: SimStream) -> tuple[SimOrchestrator | None, threading.Thread | None]:
+    def _select(self, stream: SimStream) -> tuple[SimOrchestrator | None, concurrent.futures.Future[None] | None]:
         with self._lock:
             later = stream.segments > 0
             stream.segments += 1
@@ -186,9 +193,11 @@ class PushIngest:
             stream.refreshing = stream.refreshing or refresh
         if not refresh:
             return orch, None
-        thread = threading.Thread(target=self._refresh, args=(stream,), daemon=True)
-        thread.start()
-        return orch, thread
+        try:
+            return orch, self._refreshers.submit(self._refresh, stream)
+        except RuntimeError:  # the gateway is stopping
+            stream.refreshing = False
+            return orch, None
 
     def _refresh(self, stream: SimStream) -> None:
         try:
@@ -224,7 +233,9 @@ class PushIngest:
                 with self._lock:
                     stream.working[orch.address.lower()] -= 1
             if refresh is not None:
-                refresh.join(REFRESH_WAIT)
+                # The real refresh runs in the background; waiting for it here (it overlaps the
+                # transcode) makes its effect on the next segment certain for tests.
+                concurrent.futures.wait([refresh], timeout=REFRESH_WAIT)
         if reply.status == 200 and reply.content_type and headers.get("accept") != "multipart/mixed":
             return PushReply(200), orch  # exact string equality: anything else gets an empty 200
         return reply, orch
