@@ -168,6 +168,7 @@ def demo(
             webhook = Webhook.bind("127.0.0.1", 0)
             # Live video needs ffmpeg; without it the demo says so and tests the rest.
             raw = network.tester_config(webhook_port=webhook.port)
+            raw.setdefault("transcoding", {})  # transcoding next to AI: every orchestrator gets a stream
             if shutil.which("ffmpeg"):
                 raw["liveVideo"] = network.live_video()
             else:
@@ -177,8 +178,10 @@ def demo(
             options = RunOptions(state_dir=state_dir or Path(scratch))
             code = _execute(config, options, outputs, webhook=webhook)
             board = network.leaderboard
+            transcoding = len(board.transcoding_rows)
             stdout_console().print(
-                f"The simulated leaderboard accepted {len(board.rows)} rows and rejected {len(board.rejected)}."
+                f"The simulated leaderboard accepted {len(board.rows)} AI rows and {transcoding} transcoding rows, "
+                f"and rejected {len(board.rejected)}."
             )
     except TesterError as exc:
         raise _fail(exc) from None

@@ -187,7 +187,8 @@ class TranscodingConfig(_Strict):
 
     segments: int = Field(default=3, ge=1, le=MAX_SEGMENTS)
     profiles: list[Annotated[TranscodingProfileConfig, BeforeValidator(_preset_or_profile)]] = Field(
-        default_factory=lambda: [TranscodingProfileConfig.model_validate(_preset_or_profile(n)) for n in DEFAULT_PROFILES],
+        default_factory=lambda: [TranscodingProfileConfig.model_validate(_preset_or_profile(name))
+                                 for name in DEFAULT_PROFILES],  # fmt: skip
         min_length=1,
         max_length=MAX_PROFILES,
     )

@@ -339,7 +339,7 @@ class TranscodeStats:
     upload: float
     download: float
     transcode: float  # round trip − upload − download, when more than 0
-    errors: tuple[ErrorCount, ...] = ()
+    errors: tuple[ErrorCount, ...] = ()  # in the order they first happened
     segments: tuple[SegmentResult, ...] = field(default=(), compare=False)
 
     @property
@@ -386,7 +386,9 @@ def summarise(manifest: str, results: Sequence[SegmentResult], *, profiles: int,
         upload=upload,
         download=download,
         transcode=max(0.0, rtt - upload - download),
-        errors=tuple(ErrorCount(code, first[code], n) for code, n in counts.most_common()),
+        # In the order they first happened: after a failure a gateway drops the orchestrator from the
+        # stream and answers the next segments 503, so the first error is the telling one.
+        errors=tuple(ErrorCount(code, first[code], counts[code]) for code in first),
         segments=tuple(results),
     )
 
