@@ -182,13 +182,16 @@ class TranscodingProfileConfig(_Strict):
     fps: int = Field(default=0, ge=0, le=int(MAX_FPS))  # 0 keeps the source's rate
 
 
+def _default_profiles() -> list[TranscodingProfileConfig]:
+    return [TranscodingProfileConfig.model_validate(_preset_or_profile(name)) for name in DEFAULT_PROFILES]
+
+
 class TranscodingConfig(_Strict):
     """The ``transcoding`` block: one stream of ``segments`` pushes per orchestrator."""
 
     segments: int = Field(default=3, ge=1, le=MAX_SEGMENTS)
     profiles: list[Annotated[TranscodingProfileConfig, BeforeValidator(_preset_or_profile)]] = Field(
-        default_factory=lambda: [TranscodingProfileConfig.model_validate(_preset_or_profile(name))
-                                 for name in DEFAULT_PROFILES],  # fmt: skip
+        default_factory=lambda: _default_profiles(),
         min_length=1,
         max_length=MAX_PROFILES,
     )
