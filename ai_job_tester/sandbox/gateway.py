@@ -177,7 +177,7 @@ class SimGateway:
 
     @property
     def pushed(self) -> list[PushedSegment]:
-        """Each push this gateway answered, in order."""
+        """Each push that got past the request checks to a stream, in order (refused requests are not here)."""
         return self.ingest.pushed
 
     def _webhook_connection(self, host: str, port: int, *, fresh: bool) -> http.client.HTTPConnection:

@@ -51,7 +51,7 @@ class PushReply:
 
 @dataclass(frozen=True, slots=True)
 class PushedSegment:
-    """One push as the gateway answered it."""
+    """One push that reached a stream, as the gateway answered it."""
 
     manifest_id: str
     seq: int
