@@ -388,3 +388,18 @@ def test_a_reply_past_the_cap_is_not_kept_whole() -> None:
     with httpx.Client() as client:
         got = push_segment(client, stream_push(cfg.lanes[0], spec, "m", capture_limit=1000), spec, 0)
     assert len(got.body) == 1000 and not got.captured_all
+
+
+def test_the_outbox_command_lists_transcoding_rows(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from ai_job_tester.output.console import render_inventory
+    from ai_job_tester.storage.inventory import read_inventory
+
+    row = build_row(stream(SegmentResult(0, 1, 200, round_trip=1.0, upload=0.1, download=0.2)), "FRA")
+    with Outbox(tmp_path) as box:
+        box.put(row)
+    console = Console(record=True, width=200)
+    render_inventory(read_inventory(tmp_path), tmp_path, console)
+    text = console.export_text()
+    assert "1 row(s) waiting for delivery" in text and "Transcoding" in text and "50% of renditions" in text

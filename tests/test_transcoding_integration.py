@@ -216,3 +216,31 @@ def test_the_leaderboard_accepts_every_row_and_scores_it_as_the_summary_does(
         assert scored["success_rate"] == pytest.approx(entry["success_rate"])
         assert scored["round_trip_score"] == pytest.approx(entry["round_trip_score"], abs=1e-6)
         assert scored["score"] == pytest.approx(entry["score"], abs=1e-6)
+
+
+def test_junit_metrics_and_validate_carry_transcoding(
+    start_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = start_network([transcoder(1), transcoder(2, TranscodeFault.ZERO_PARTS)])
+    junit, metrics = tmp_path / "junit.xml", tmp_path / "m.prom"
+    result = run(network, write_config, tmp_path, "--junit", str(junit), "--metrics-file", str(metrics), segments=1)
+    assert result.exit_code == 0, result.output
+    xml = junit.read_text()
+    assert 'name="Transcoding / P144p30fps16x9+P240p30fps16x9"' in xml and 'type="NO_RENDITIONS"' in xml
+    prom = metrics.read_text()
+    assert f'ai_job_tester_transcoding_success_rate{{orchestrator="{transcoder(1).address}",region="FRA"}} 1.0' in prom
+    assert f'ai_job_tester_transcoding_score{{orchestrator="{transcoder(2).address}",region="FRA"}} 0.0' in prom
+    raw = network.tester_config(webhook_port=free_port(), pipelines=T2I, transcoding={"segments": 4})
+    checked = invoke("validate", "-f", str(write_config(raw, "v.json")), "--online")
+    assert checked.exit_code == 0, checked.output
+    assert "transcoding: 4 segment(s) of" in checked.output and "FRA is a transcoding region" in checked.output
+
+
+def test_a_spent_budget_defers_transcoding_and_the_next_cycle_runs_it(
+    start_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    network = start_network([transcoder(1), transcoder(2)])
+    first = run(network, write_config, tmp_path, "--max-duration", "0.001", segments=1)
+    assert first.report["total_jobs_deferred"] == 2 and network.leaderboard.transcoding_rows == []
+    second = run(network, write_config, tmp_path, segments=1)
+    assert second.exit_code == 0 and len(network.leaderboard.transcoding_rows) == 2

@@ -191,7 +191,7 @@ class TranscodingConfig(_Strict):
 
     segments: int = Field(default=3, ge=1, le=MAX_SEGMENTS)
     profiles: list[Annotated[TranscodingProfileConfig, BeforeValidator(_preset_or_profile)]] = Field(
-        default_factory=lambda: _default_profiles(),
+        default_factory=_default_profiles,
         min_length=1,
         max_length=MAX_PROFILES,
     )

@@ -280,7 +280,12 @@ def _refusal(status: int, message: str) -> str | None:
             f"the gateway could not create the stream (HTTP {status}: {message}): its -maxSessions limit "
             "(default 10, idle streams count for 60-120 s), its auth webhook, or a profile it cannot parse"
         )
-    if status in (400, 404, 405, 413) or UNKNOWN_CODEC.lower() in message.lower():
+    if status == 404:
+        return (
+            f"the gateway has no /live route (HTTP 404: {message}): its HTTP ingest is off; start it with "
+            "-httpIngest (or a local -httpAddr)"
+        )
+    if status in (400, 405, 413) or UNKNOWN_CODEC.lower() in message.lower():
         return f"the gateway refused the segment push itself (HTTP {status}: {message}): check the transcoding block"
     return None
 
