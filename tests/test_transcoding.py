@@ -251,6 +251,12 @@ def test_a_rendition_of_the_wrong_size_or_length_is_bad() -> None:
                          lambda data: Probe(480, 270, 2.0)).renditions == 1  # fmt: skip
 
 
+def test_a_rendition_past_the_capture_limit_is_not_counted() -> None:
+    two = reply(parts=[("P144p30fps16x9", TS), ("P240p30fps16x9", TS * 10)])
+    result = judge_segment(two, (P144, P240), 2.0, part_limit=len(TS) * 2)
+    assert result.renditions == 1 and "larger than the capture limit" in result.errors[0][1]
+
+
 def test_ffprobes_json_is_read_for_size_and_video_duration() -> None:
     text = '{"streams":[{"width":256,"height":144,"duration":"2.000000"}],"format":{"duration":"2.021"}}'
     assert parse_probe(text) == Probe(256, 144, 2.0)

@@ -53,7 +53,7 @@ def measure_transcoding(
         reply = push_segment(client, push, spec, seq)
         if reply.fault in (TransportFault.DROPPED, TransportFault.MALFORMED):
             check_alive()
-        result = judge_segment(reply, spec.profiles, spec.segment.duration, prober)
+        result = judge_segment(reply, spec.profiles, spec.segment.duration, prober, part_limit=capture_limit)
         results.append(result)
         if result.refused is not None:
             break  # the gateway will not take this stream: nothing more to learn, nobody to blame

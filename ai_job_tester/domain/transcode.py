@@ -222,7 +222,6 @@ class SegmentResult:
     download: float | None = None
     errors: tuple[tuple[str, str], ...] = ()  # (error code, message)
     refused: str | None = None  # the gateway refused the request itself: nobody transcoded anything
-    routing_unknown: bool = False  # a 503 "no sessions": the orchestrator's only if the webhook was asked
 
 
 Prober = Callable[[bytes], Probe | None]
@@ -230,18 +229,26 @@ Prober = Callable[[bytes], Probe | None]
 
 
 def judge_segment(
-    reply: SegmentReply, profiles: Sequence[Profile], seconds: float, probe: Prober | None = None
+    reply: SegmentReply,
+    profiles: Sequence[Profile],
+    seconds: float,
+    probe: Prober | None = None,
+    *,
+    part_limit: int | None = None,
 ) -> SegmentResult:
-    """Judge one reply rendition by rendition; ``probe`` checks size and duration when ffprobe is there."""
+    """Judge one reply rendition by rendition; ``probe`` checks size and duration when ffprobe is there.
+
+    A rendition larger than ``part_limit`` bytes is not probed or counted.
+    """
     if reply.fault is not None:
         return SegmentResult(reply.seq, 0, errors=((reply.fault.value, reply.fault_detail),))
     assert reply.status is not None
     if reply.status != 200:
         message = gateway_message(reply.body)
         refused = _refusal(reply.status, message)
-        unknown = reply.status == 503
-        return SegmentResult(reply.seq, 0, reply.status, errors=((str(reply.status), message),), refused=refused,
-                             routing_unknown=unknown)  # fmt: skip
+        # A 503 "No sessions available" is the orchestrator's only if the stream was routed:
+        # that is decided for the whole stream (``transcode_verdict``), from the webhook's count.
+        return SegmentResult(reply.seq, 0, reply.status, errors=((str(reply.status), message),), refused=refused)
     if not reply.captured_all:
         return SegmentResult(reply.seq, 0, 200, errors=((BAD_RENDITION, "the reply is larger than the capture limit"),))
     boundary = multipart.boundary_of(reply.content_type)
@@ -257,7 +264,7 @@ def judge_segment(
         return SegmentResult(reply.seq, 0, 200, errors=((BAD_RENDITION, f"the reply is not valid multipart: {exc}"),))
     if not parts:
         return SegmentResult(reply.seq, 0, 200, errors=((NO_RENDITIONS, "a 200 multipart reply with no part"),))
-    good, errors = _renditions(parts, profiles, seconds, probe)
+    good, errors = _renditions(parts, profiles, seconds, probe, part_limit)
     if good < len(profiles) and len(parts) < len(profiles):
         missing = len(profiles) - len(parts)
         errors.append((MISSING_RENDITIONS, f"{len(parts)} of {len(profiles)} renditions came back ({missing} missing)"))
@@ -291,7 +298,11 @@ def _refusal(status: int, message: str) -> str | None:
 
 
 def _renditions(
-    parts: Sequence[multipart.Part], profiles: Sequence[Profile], seconds: float, probe: Prober | None
+    parts: Sequence[multipart.Part],
+    profiles: Sequence[Profile],
+    seconds: float,
+    probe: Prober | None,
+    part_limit: int | None,
 ) -> tuple[int, list[tuple[str, str]]]:
     by_name = {part.rendition_name: part for part in parts if part.rendition_name}
     good, errors = 0, []
@@ -301,7 +312,10 @@ def _renditions(
             part = parts[position]  # no names: the gateway writes parts in profile order
         if part is None:
             continue  # counted as missing
-        problem = _rendition_problem(part, profile, seconds, probe)
+        if part_limit is not None and len(part.body) > part_limit:
+            problem: str | None = f"is larger than the capture limit ({part_limit} bytes)"
+        else:
+            problem = _rendition_problem(part, profile, seconds, probe)
         if problem is None:
             good += 1
         else:
