@@ -168,6 +168,7 @@ def demo(
             webhook = Webhook.bind("127.0.0.1", 0)
             # Live video needs ffmpeg; without it the demo says so and tests the rest.
             raw = network.tester_config(webhook_port=webhook.port)
+            raw.setdefault("transcoding", {})  # transcoding next to AI: every orchestrator gets a stream
             if shutil.which("ffmpeg"):
                 raw["liveVideo"] = network.live_video()
             else:
@@ -177,8 +178,10 @@ def demo(
             options = RunOptions(state_dir=state_dir or Path(scratch))
             code = _execute(config, options, outputs, webhook=webhook)
             board = network.leaderboard
+            transcoding = len(board.transcoding_rows)
             stdout_console().print(
-                f"The simulated leaderboard accepted {len(board.rows)} rows and rejected {len(board.rejected)}."
+                f"The simulated leaderboard accepted {len(board.rows)} AI rows and {transcoding} transcoding rows, "
+                f"and rejected {len(board.rejected)}."
             )
     except TesterError as exc:
         raise _fail(exc) from None
@@ -226,13 +229,15 @@ def validate(
     """Check CONFIG and its test files, and print the pipelines it would test."""
     from .config import load_config
     from .output.console import render_pipelines, stdout_console
-    from .validation import check_online, summarise
+    from .validation import check_online, describe_transcoding, summarise
 
     console = stdout_console()
     try:
         loaded = load_config(config, environ=os.environ)
-        render_pipelines(summarise(loaded, has_ffmpeg=shutil.which("ffmpeg") is not None), console)
-        lines = check_online(loaded) if online else []
+        if loaded.pipelines:
+            render_pipelines(summarise(loaded, has_ffmpeg=shutil.which("ffmpeg") is not None), console)
+        lines = [line for line in (describe_transcoding(loaded),) if line]
+        lines += check_online(loaded) if online else []
     except TesterError as exc:
         raise _fail(exc) from None
     for line in lines:

@@ -22,6 +22,15 @@ def bundled_asset(name: str) -> Path | None:
     return _first_existing(_BUNDLED / "test-assets" / name, _CHECKOUT / "test-assets" / name)
 
 
+TEST_SEGMENT = "test-segment.ts"
+"""The 2 s, 640x360 MPEG-TS segment pushed for transcoding tests (make-assets.sh)."""
+
+
+def transcode_segment() -> Path | None:
+    """Return the path of the bundled transcoding test segment, or None when it is not installed."""
+    return bundled_asset(TEST_SEGMENT)
+
+
 def seed_config() -> Path | None:
     """Return the path of the shipped ``configs/config.json``."""
     return _first_existing(_BUNDLED / "configs" / "config.json", _CHECKOUT / "configs" / "config.json")

@@ -11,3 +11,8 @@ espeak-ng -s 150 -w /tmp/ai-job-tester-speech.wav \
 ffmpeg -v error -y -i /tmp/ai-job-tester-speech.wav -ac 1 -ar 16000 -c:a aac -b:a 48k \
   -movflags +faststart test-audio.mp4
 rm -f /tmp/ai-job-tester-speech.wav
+# A 2 s HTTP-push segment as the transcoding contract §5 describes it: 640x360, 30 fps,
+# H.264 Main yuv420p, one 60-frame GOP starting with a keyframe, AAC stereo, MPEG-TS.
+ffmpeg -v error -y -f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+  -t 2 -c:v libx264 -preset veryfast -profile:v main -pix_fmt yuv420p -g 60 -keyint_min 60 -sc_threshold 0 \
+  -b:v 1000k -c:a aac -b:a 64k -ac 2 -f mpegts test-segment.ts

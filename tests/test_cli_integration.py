@@ -182,7 +182,8 @@ def test_demo_runs_a_full_cycle() -> None:
     result = invoke("demo")
     assert result.exit_code == 0
     live = 1 if shutil.which("ffmpeg") else 0  # the demo has one live orchestrator when ffmpeg is there
-    assert f"The simulated leaderboard accepted {11 + live} rows and rejected 0." in result.output
+    # Every active orchestrator (three) transcodes a stream next to its AI jobs.
+    assert f"accepted {11 + live} AI rows and 3 transcoding rows, and rejected 0." in result.output
 
 
 def test_module_entry_point_and_help() -> None:

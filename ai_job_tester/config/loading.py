@@ -12,9 +12,15 @@ from pydantic import ValidationError
 
 from ..domain import routes
 from ..domain.text import first_error, printable
+from ..domain.transcode import MAX_SEGMENT_BYTES, MAX_SEGMENT_SECONDS, TS_PACKET, Segment, ts_problem
 from ..errors import ConfigError
-from ..resources import bundled_asset
-from .schema import Config, PipelineConfig
+from ..network.probe import ffprobe, probe_file
+from ..resources import TEST_SEGMENT, bundled_asset, transcode_segment
+from .schema import Config, PipelineConfig, TranscodingConfig
+
+BUNDLED_SEGMENT_SECONDS = 2.0
+BUNDLED_SEGMENT_SIZE = (640, 360)
+"""The bundled clip (``test-assets/make-assets.sh``, contract §5): 2 s of 640x360 at 30 fps."""
 
 SECRET_VARIABLES = {
     "METRICS_SECRET": "metricsSecret",
@@ -125,9 +131,66 @@ def parse_config(raw: Any, *, source: Path, environ: Mapping[str, str] | None = 
                 raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} {problem}")
             paths[index] = asset
     update: dict[str, Any] = {"asset_paths": paths}
+    settings = config.transcoding_settings
+    if settings is not None:
+        update["transcode_segment"] = resolve_segment(settings, source=source)
     if config.state_dir is not None and not config.state_dir.is_absolute():
         update["state_dir"] = source.parent / config.state_dir
     return config.model_copy(update=update)
+
+
+def resolve_segment(settings: TranscodingConfig, *, source: Path) -> Segment:
+    """Find and check the segment every push sends, and learn its duration and size.
+
+    The bundled clip's are known; a file of the user's is read with ffprobe, or needs
+    ``segmentDuration`` where ffprobe is not installed.
+    """
+    where = "transcoding.segmentPath"
+    if settings.segment_path is None:
+        path = transcode_segment()
+        if path is None:
+            raise ConfigError(f"{source}: {where}: the bundled test segment {TEST_SEGMENT} is not installed; "
+                              "give a segment file")  # fmt: skip
+        seconds = settings.segment_duration or BUNDLED_SEGMENT_SECONDS
+        problem = check_segment(path)
+        if problem:
+            raise ConfigError(f"{source}: {where}: the bundled test segment {path} {problem}")
+        return Segment(path, seconds, *BUNDLED_SEGMENT_SIZE)
+    path = Path(settings.segment_path).expanduser()
+    if not path.is_absolute():
+        beside_config = source.parent / path
+        path = beside_config if beside_config.exists() else Path.cwd() / path
+    problem = check_segment(path)
+    if problem:
+        raise ConfigError(f"{source}: {where}: test segment {path} {problem}")
+    executable = ffprobe()
+    probed = probe_file(path, executable) if executable else None
+    found = settings.segment_duration or (probed.duration if probed else None)
+    if found is None:
+        why = "ffprobe is not installed to read it" if executable is None else "ffprobe could not read it"
+        raise ConfigError(f"{source}: transcoding.segmentDuration: give the duration of {path} in seconds ({why})")
+    if found > MAX_SEGMENT_SECONDS:
+        raise ConfigError(f"{source}: {where}: test segment {path} lasts {found:g} s; a gateway takes 300 s at most")
+    return Segment(path, found, probed.width if probed else None, probed.height if probed else None)
+
+
+def check_segment(path: Path) -> str | None:
+    """Why a file cannot be pushed as a segment (missing, empty, too large, not MPEG-TS), or None when it can."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(TS_PACKET * 8)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if size == 0:
+        return "is empty"
+    if size > MAX_SEGMENT_BYTES:
+        return f"is larger than the {MAX_SEGMENT_BYTES // 1_000_000} MB a gateway takes"
+    if size % TS_PACKET:
+        return f"is {size} bytes, not whole {TS_PACKET}-byte MPEG-TS packets (the route takes .ts segments)"
+    return ts_problem(head)  # its first packets: the rest is the orchestrator's to decode
 
 
 MAX_AUDIO_BYTES = 50 * 1024 * 1024

@@ -24,7 +24,8 @@ from pydantic import (
 )
 
 from ..domain import routes
-from ..domain.plan import Pipeline, Variant
+from ..domain.plan import Pipeline, TranscodeSpec, Variant
+from ..domain.transcode import DEFAULT_PROFILES, MAX_SEGMENT_SECONDS, PRESETS, Profile, Segment
 
 ContentType = Literal["application/json", "multipart/form-data"]
 
@@ -39,6 +40,9 @@ MAX_GATE_ORCHESTRATORS = 100_000
 MAX_LIVE_SECONDS = 3600.0
 MAX_FPS = 240.0
 MAX_BUSY_PASSES = 100
+MAX_SEGMENTS = 100
+MAX_PROFILES = 8
+DEFAULT_SEGMENT_TIMEOUT_SECONDS = 40.0  # webhook ≤ 3 s + discovery ≤ 6 s + 3 attempts × 8 s (contract §2)
 
 MAX_TOKEN_CHARS = 4096
 MAX_SECRET_CHARS = 1024
@@ -168,6 +172,58 @@ class LiveVideoConfig(_Strict):
         return (self.playback_url or self.media_server_url).rstrip("/")
 
 
+def _preset_or_profile(value: Any) -> Any:
+    # A preset's name stands for its profile object (contract §5): objects are what is sent, for
+    # a gateway drops an unknown preset name silently and would transcode nothing.
+    if not isinstance(value, str):
+        return value
+    preset = PRESETS.get(value)
+    if preset is None:
+        raise ValueError(f"{value!r} is not a preset name; use one of {', '.join(PRESETS)} or a profile object")
+    return {"name": preset.name, "width": preset.width, "height": preset.height, "bitrate": preset.bitrate,
+            "fps": preset.fps}  # fmt: skip
+
+
+class TranscodingProfileConfig(_Strict):
+    """One rendition to ask for: a preset's name, or an object with these keys."""
+
+    name: str = Field(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")
+    width: int = Field(ge=16, le=7680)
+    height: int = Field(ge=16, le=4320)
+    bitrate: int = Field(ge=10_000, le=100_000_000)  # bits per second
+    fps: int = Field(default=0, ge=0, le=int(MAX_FPS))  # 0 keeps the source's rate
+
+
+def _default_profiles() -> list[TranscodingProfileConfig]:
+    return [TranscodingProfileConfig.model_validate(_preset_or_profile(name)) for name in DEFAULT_PROFILES]
+
+
+class TranscodingConfig(_Strict):
+    """The ``transcoding`` block: one stream of ``segments`` pushes per orchestrator."""
+
+    segments: int = Field(default=3, ge=1, le=MAX_SEGMENTS)
+    profiles: list[Annotated[TranscodingProfileConfig, BeforeValidator(_preset_or_profile)]] = Field(
+        default_factory=_default_profiles,
+        min_length=1,
+        max_length=MAX_PROFILES,
+    )
+    segment_path: str | None = Field(default=None, alias="segmentPath", min_length=1)
+    segment_duration: float | None = Field(default=None, gt=0, le=MAX_SEGMENT_SECONDS, alias="segmentDuration")
+    timeout: float = Field(default=DEFAULT_SEGMENT_TIMEOUT_SECONDS, gt=0, le=MAX_JOB_TIMEOUT_SECONDS)
+
+    @field_validator("profiles")
+    @classmethod
+    def _unique_names(cls, value: list[TranscodingProfileConfig]) -> list[TranscodingProfileConfig]:
+        names = [p.name for p in value]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"profile {name!r} is asked for twice; each rendition needs its own name")
+        return value
+
+    def resolved_profiles(self) -> tuple[Profile, ...]:
+        return tuple(Profile(p.name, p.width, p.height, p.bitrate, p.fps) for p in self.profiles)
+
+
 class PipelineConfig(_Strict):
     """One pipeline entry: which route to test and what job to send it."""
 
@@ -221,7 +277,8 @@ class Config(_Strict):
     """The whole config file, validated."""
 
     region: str = Field(min_length=1, max_length=64)
-    job_type: Literal["ai"] = Field(default="ai", alias="jobType")
+    # "ai" keeps the Go tester's meaning (plus transcoding when a transcoding block is given).
+    job_type: Literal["ai", "transcoding"] = Field(default="ai", alias="jobType")
     internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
     internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
     metrics_api_endpoint: HttpUrl = Field(alias="metricsApiEndpoint")
@@ -232,7 +289,7 @@ class Config(_Strict):
     webhook_token: WebhookToken = Field(default=None, alias="webhookToken")
     gateways: list[GatewayConfig] | None = Field(default=None, min_length=1)
     max_duration: float | None = Field(default=None, gt=0, le=MAX_CYCLE_SECONDS, alias="maxDuration")
-    pipelines: list[PipelineConfig] = Field(min_length=1)
+    pipelines: list[PipelineConfig] = Field(default_factory=list)  # required for jobType "ai" (see below)
     state_dir: Path | None = Field(default=None, alias="stateDir")
     verify_tls: bool = Field(default=True, alias="verifyTls")
     capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=MAX_CAPTURE_BYTES, alias="captureLimitBytes")
@@ -244,10 +301,13 @@ class Config(_Strict):
     # still inside the 24 h window the leaderboard averages over.
     max_row_age_seconds: float = Field(default=6 * 3600, ge=60, le=30 * 24 * 3600, alias="maxRowAgeSeconds")
     live_video: LiveVideoConfig | None = Field(default=None, alias="liveVideo")
+    transcoding: TranscodingConfig | None = None
     # Accepted so that the Go tester's later files keep loading; not used by this tester.
     logger: dict[str, Any] | None = None
     # Filled in by ``load_config``: pipeline index -> absolute path of its test file.
     asset_paths: dict[int, Path] = Field(default_factory=dict, exclude=True)
+    # Filled in by ``load_config`` when transcoding is tested: the segment file, its duration and size.
+    transcode_segment: Segment | None = Field(default=None, exclude=True)
 
     @field_validator("region")
     @classmethod
@@ -273,6 +333,40 @@ class Config(_Strict):
             if webhook in webhooks[:index]:
                 raise ValueError(f"gateways[{index}].internalWebServerPort: {webhook[1]} is already another lane's")
         return self
+
+    @model_validator(mode="after")
+    def _pipelines_for_ai(self) -> Config:
+        if self.job_type == "ai" and "pipelines" not in self.model_fields_set:
+            raise ValueError("pipelines: required key is missing (or set jobType to transcoding)")
+        if self.job_type == "ai" and not self.pipelines:
+            raise ValueError("pipelines: List should have at least 1 item")
+        return self
+
+    @property
+    def tests_ai(self) -> bool:
+        """AI jobs are tested unless ``jobType`` is ``transcoding``."""
+        return self.job_type == "ai"
+
+    @property
+    def transcoding_settings(self) -> TranscodingConfig | None:
+        """The transcoding block in effect: the file's, every default for jobType transcoding, or None."""
+        if self.transcoding is not None:
+            return self.transcoding
+        return TranscodingConfig() if self.job_type == "transcoding" else None
+
+    def transcode_spec(self) -> TranscodeSpec | None:
+        """Transcoding as jobs need it, or None when this config does not test it."""
+        settings = self.transcoding_settings
+        if settings is None:
+            return None
+        if self.transcode_segment is None:
+            raise ValueError("the transcoding segment was not resolved (load the config with load_config)")
+        return TranscodeSpec(
+            profiles=settings.resolved_profiles(),
+            segment=self.transcode_segment,
+            segments=settings.segments,
+            timeout=settings.timeout,
+        )
 
     @property
     def webhook_token_value(self) -> str | None:

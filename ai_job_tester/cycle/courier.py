@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..domain.delivery import Delivered, Delivery
-from ..domain.rows import LeaderboardRow
+from ..domain.rows import Row
 from ..network.leaderboard import Leaderboard
 from ..storage.outbox import Outbox, Parcel
 
@@ -84,7 +84,7 @@ class Courier:
             self._enqueue(fresh)
         return len(fresh)
 
-    def send(self, row: LeaderboardRow, on_done: OnDone | None = None) -> Parcel:
+    def send(self, row: Row, on_done: OnDone | None = None) -> Parcel:
         """Store the row durably (in the caller's thread), then queue it; ``on_done`` hears the answer."""
         parcel = self._outbox.put(row)
         with self._cond:

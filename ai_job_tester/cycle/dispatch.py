@@ -20,7 +20,7 @@ from ..domain.delivery import Delivery
 from ..domain.gate import HELD_MESSAGE, REFUSED_MESSAGE, is_client_error, refused_requests, tester_fault
 from ..domain.outcome import Outcome
 from ..domain.results import JobResult, build_row
-from ..domain.rows import LeaderboardRow
+from ..domain.rows import Row
 from ..storage.outbox import Outbox, Parcel
 from .courier import Courier
 
@@ -96,13 +96,13 @@ class Dispatch:
             log.error("%s", message)
         return message
 
-    def _send(self, results: dict[int, JobResult], index: int, row: LeaderboardRow) -> None:
+    def _send(self, results: dict[int, JobResult], index: int, row: Row) -> None:
         assert self._courier is not None
         results[index] = results[index].delivered(_QUEUED)
         self._courier.send(row, lambda delivery: self.on_delivery(index, delivery))
 
     def _hold_refused(
-        self, results: dict[int, JobResult], index: int, key: Key, code: str, row: LeaderboardRow
+        self, results: dict[int, JobResult], index: int, key: Key, code: str, row: Row
     ) -> None:
         parcel = self._held.put(row)
         self._refused.setdefault(key, (code, []))[1].append((index, parcel))

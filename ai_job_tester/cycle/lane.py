@@ -2,7 +2,8 @@
 
 ``Lane.measure`` is one job from pointing the webhook to the classified result; it
 raises ``GatewayUnreachable`` when the job never got to an orchestrator through this
-gateway, so the job can go to another lane.
+gateway, so the job can go to another lane. It is also where a job's kind decides how
+it is measured: an AI request here, a transcoding stream in ``transcode.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..config import GatewayConfig
 from ..domain import media, rows
 from ..domain.fingerprints import Kind, decodes_greedily, text_digest
 from ..domain.outcome import Outcome, TransportFault, Verdict, classify
-from ..domain.plan import PlannedJob
+from ..domain.plan import JobKind, PlannedJob
 from ..domain.reply_text import reply_text
 from ..domain.results import JobResult
 from ..errors import GatewayUnreachable
@@ -26,6 +27,7 @@ from ..network.jobs import PreparedJob, prepare, send
 from ..network.media import fetch
 from ..network.webhook import Webhook
 from .replays import ReplayGuard
+from .transcode import measure_transcoding
 
 
 class Lane:
@@ -60,7 +62,21 @@ class Lane:
         self.webhook.show([job.orchestrator.service_uri])
 
     def measure(self, job: PlannedJob) -> JobResult:
-        """Send the job once (after ``point_at``) and classify the reply."""
+        """Measure the job once (after ``point_at``), the way its kind is measured, and classify it."""
+        if job.kind is JobKind.TRANSCODING:
+            return measure_transcoding(
+                job,
+                client=self.client,
+                gateway=self.gateway,
+                webhook_requests=lambda: self.webhook.requests,
+                capture_limit=self.capture_limit,
+                check_alive=self._check_alive,
+            )
+        return self._measure_request(job)
+
+    def _measure_request(self, job: PlannedJob) -> JobResult:
+        """Send an AI job once and classify the reply."""
+        pipeline = job.request
         with ExitStack() as files:
             prepared = prepare(job, self.gateway, files)
             started_at = int(time.time())
@@ -74,7 +90,7 @@ class Lane:
         if verdict.error_code in (TransportFault.DROPPED.value, TransportFault.MALFORMED.value):
             self._check_alive()
         check_seconds, media_digest, fingerprint = None, None, None
-        if verdict.outcome is Outcome.PASSED and job.pipeline.verify_output:
+        if verdict.outcome is Outcome.PASSED and pipeline.verify_output:
             verdict, check_seconds, media_digest = self._check_output(job, exchange.body, verdict)
         if verdict.outcome is Outcome.PASSED:
             verdict, fingerprint = self._check_replay(job, prepared, exchange.body, media_digest, started_at, verdict)
@@ -87,7 +103,7 @@ class Lane:
             status=exchange.status,
             input_parameters=prepared.input_parameters,
             response_payload=rows.response_payload(
-                exchange.body, capture=job.pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
+                exchange.body, capture=pipeline.capture_response, passed=verdict.outcome is Outcome.PASSED
             ),
             output_check_seconds=check_seconds,
             fingerprint=fingerprint,

@@ -31,7 +31,7 @@ from ..network.webhook import Webhook
 from ..output.report import CycleReport
 from ..storage import fingerprints, rotation
 from ..storage.outbox import HELD_JOURNAL, Outbox
-from ..storage.regions import confirmed_ai_region, remember_ai_region
+from ..storage.regions import confirmed_region, remember_region
 from ..storage.state import CycleLock, default_state_dir, prepare_state_dir
 from .courier import Courier
 from .dispatch import Dispatch
@@ -50,6 +50,9 @@ INTERRUPT_DEADLINE_SECONDS = 5.0
 """From SIGINT/SIGTERM to the summary: rows already stored get what is left of it to be posted."""
 
 _SUMMARY_MARGIN_SECONDS = 0.5  # of the deadline, kept for printing the summary and exiting
+
+REGION_KINDS = {"ai": "AI", "transcoding": "transcoding"}
+"""The leaderboard's region types (``GET /api/regions``), as a sentence names them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,7 @@ class _Cycle:
         self.recorder = Recorder(dispatch, rotation.load(state_dir))
         budget = options.max_duration or config.max_duration
         self.deadline = None if budget is None else time.monotonic() + budget  # no job starts after it
+        self.transcoding = config.transcode_spec()
 
     def run(self) -> CycleReport:
         started = time.time()
@@ -217,12 +221,14 @@ class _Cycle:
         for lane in self.lanes:
             # The capabilities query discovers live through the webhook: it must list everyone.
             lane.idle(everyone)
-        offers = gateway.offers()
+        ai = self.config.tests_ai
+        offers = gateway.offers() if ai else {}  # transcoding needs only the registered orchestrators
         blocked = self._live_blocked()
-        if blocked is None:  # live selectors, with their idle capacity, come from mainline's network view
+        if ai and blocked is None:  # live selectors, with their idle capacity, come from mainline's network view
             offers = merge_live_offers(offers, gateway.live_offers())
-        pipelines = self.config.pipeline_specs()
-        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live_blocked=blocked)
+        pipelines = self.config.pipeline_specs() if ai else ()
+        plan = build_plan(orchestrators, offers, pipelines, self.options.filters, live_blocked=blocked, ai=ai,
+                          transcoding=self.transcoding)  # fmt: skip
         if plan.has_nothing_to_test:
             log.warning(
                 "nothing to test: the gateway listed %d orchestrators, and none offers a pipeline this config "
@@ -278,24 +284,33 @@ class _Cycle:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _check_region(self, courier: Courier) -> None:
+        """The region must be of each kind of row the cycle posts: the leaderboard drops a row of another kind."""
+        kinds = (["ai"] if self.config.tests_ai else []) + (["transcoding"] if self.transcoding else [])
+        for kind in kinds:
+            self._check_region_of(courier, kind)
+
+    def _check_region_of(self, courier: Courier, kind: str) -> None:
+        label = REGION_KINDS[kind]
+        named = f"an {label}" if label == "AI" else f"a {label}"
         region = self.config.region
-        regions = courier.leaderboard.ai_regions()
+        regions = courier.leaderboard.regions(kind)
         if regions is None:
-            if confirmed_ai_region(self.state_dir, region):
-                log.warning("could not read the leaderboard's regions; %s was an AI region before: posting", region)
+            if confirmed_region(self.state_dir, region, kind):
+                log.warning("could not read the leaderboard's regions; %s was %s region before: posting", region,
+                            named)  # fmt: skip
                 return
             courier.stop_posting(
-                f"the leaderboard's regions could not be read and no earlier run confirmed {region} as an AI "
-                "region (a transcoding-only region drops AI rows silently): rows wait in the outbox"
+                f"the leaderboard's regions could not be read and no earlier run confirmed {region} as {named} "
+                f"region (a region of another type drops {kind} rows silently): rows wait in the outbox"
             )
             log.error("%s", courier.stopped)
         elif region not in regions:
             raise LeaderboardRegionError(
-                f"region {region!r} is not an AI region on the leaderboard, which would drop every "
-                f"row; its AI regions are: {', '.join(regions) or 'none'}"
+                f"region {region!r} is not {named} region on the leaderboard, which would drop every "
+                f"{'' if kind == 'ai' else kind + ' '}row; its {label} regions are: {', '.join(regions) or 'none'}"
             )
         else:
-            remember_ai_region(self.state_dir, region)
+            remember_region(self.state_dir, region, kind)
 
     def _deliver_the_rest(self) -> None:
         """Wait for the courier's last answers: without limit normally, within the deadline after a signal."""

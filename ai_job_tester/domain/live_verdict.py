@@ -27,7 +27,7 @@ class LiveRun:
 
 def live_params(job: PlannedJob) -> dict[str, Any]:
     variant = job.variant.parameters if job.variant is not None else {}
-    return {**job.pipeline.parameters, **variant}
+    return {**job.request.parameters, **variant}
 
 
 def live_result(job: PlannedJob, run: LiveRun) -> JobResult:

@@ -1,18 +1,34 @@
-"""Plan a cycle: every (orchestrator, capability, model) whose route is configured.
+"""Plan a cycle: every (orchestrator, capability, model) whose route is configured, and transcoding.
 
 Pure: it takes what discovery found and the config, and returns the jobs in the
-order they run plus what was left out and why.
+order they run plus what was left out and why. Every job has a kind (``JobKind``):
+the one place that tells a request/response AI job, a live stream and a transcoding
+stream apart is the job's spec, ``PlannedJob.pipeline``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import routes
 from .discovery import ModelOffer, Offers, Orchestrator, name_problem, orchestrator_problem, shown
+from .transcode import Profile, Segment, configuration_header
+
+
+class JobKind(StrEnum):
+    """What a job is, and so how a lane measures it and which leaderboard row it makes."""
+
+    REQUEST = "ai"  # one request, one reply: an AI pipeline
+    LIVE = "live"  # an AI video stream, pinned by its ingest URL
+    TRANSCODING = "transcoding"  # segments pushed to the gateway's /live route, pinned by the webhook
+
+
+TRANSCODING_CAPABILITY = "Transcoding"
+"""How transcoding jobs are named where AI jobs show their pipeline (tables, JUnit, metrics, filters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +61,39 @@ class Pipeline:
     is_live: bool = False
     variants: tuple[Variant, ...] = ()  # live only; empty means the one default variant
 
+    @property
+    def kind(self) -> JobKind:
+        return JobKind.LIVE if self.is_live else JobKind.REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeSpec:
+    """A transcoding test as a job needs it: the segment, how often to push it, the renditions to ask for."""
+
+    profiles: tuple[Profile, ...]
+    segment: Segment
+    segments: int
+    timeout: float  # per segment: connect, upload, the gateway's whole work, and the reply
+    name: str = TRANSCODING_CAPABILITY
+    route: str = "live"
+
+    @property
+    def kind(self) -> JobKind:
+        return JobKind.TRANSCODING
+
+    @property
+    def is_live(self) -> bool:
+        return False  # a transcoding stream runs in the lanes, like a request
+
+    @property
+    def label(self) -> str:
+        """The profiles asked for, where an AI job shows its model."""
+        return "+".join(p.name for p in self.profiles)
+
+    @property
+    def header(self) -> str:
+        return configuration_header(self.profiles)
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedJob:
@@ -54,8 +103,12 @@ class PlannedJob:
     capability: str
     model: str
     warm: bool
-    pipeline: Pipeline
+    pipeline: Pipeline | TranscodeSpec
     variant: Variant | None = None  # live video only: the prompt it is tested with
+
+    @property
+    def kind(self) -> JobKind:
+        return self.pipeline.kind
 
     @property
     def route(self) -> str:
@@ -64,6 +117,20 @@ class PlannedJob:
     @property
     def is_live(self) -> bool:
         return self.pipeline.is_live
+
+    @property
+    def warmth(self) -> str:
+        """``warm`` or ``cold`` for an AI model; a transcoding job has no model to warm."""
+        if self.kind is JobKind.TRANSCODING:
+            return "-"
+        return "warm" if self.warm else "cold"
+
+    @property
+    def request(self) -> Pipeline:
+        """The AI pipeline of a request or live job (a transcoding job has none)."""
+        if not isinstance(self.pipeline, Pipeline):
+            raise TypeError(f"a {self.kind} job has no AI pipeline")
+        return self.pipeline
 
     @property
     def label(self) -> str:
@@ -138,11 +205,14 @@ def build_plan(
     filters: Filters = Filters(),
     *,
     live_blocked: str | None = NO_LIVE_BLOCK,
+    ai: bool = True,
+    transcoding: TranscodeSpec | None = None,
 ) -> Plan:
     """Match offers to configured pipelines by route and apply the operator's filters.
 
     ``live_blocked`` says why live video cannot be tested (see ``live_blocker``), or is None
-    when it can: a live offer then becomes one job per prompt variant.
+    when it can: a live offer then becomes one job per prompt variant. ``ai`` False tests no
+    AI offer; ``transcoding`` adds one transcoding job per orchestrator.
     """
     by_route = {pipeline.route: pipeline for pipeline in pipelines}
     jobs: list[PlannedJob] = []
@@ -156,29 +226,50 @@ def build_plan(
             skipped.append(SkippedOffer(shown(orch.address), "-", "-", problem))
             continue
         chosen.append(orch)
+    if transcoding is not None and not (
+        filters.admits_pipeline(TRANSCODING_CAPABILITY) and filters.admits_model(transcoding.label)
+    ):
+        transcoding = None  # the operator's --pipeline or --model leaves it out
     for orch in chosen:
-        orch_offers = offers.get(orch.address, ())
-        if not orch_offers:
-            skipped.append(SkippedOffer(orch.address, "-", "-", "reported no AI capabilities"))
-        for offer in orch_offers:
-            if not (filters.admits_pipeline(offer.capability) and filters.admits_model(offer.model)):
-                continue
-            problem = name_problem("capability", offer.capability) or name_problem("model", offer.model)
-            if problem:
-                skipped.append(SkippedOffer(orch.address, shown(offer.capability, 80), shown(offer.model, 80), problem))
-                continue
-            pipeline = by_route.get(routes.route_of(offer.capability))
-            reason = _skip_reason(offer, pipeline, live_blocked=live_blocked)
-            if reason or pipeline is None:
-                skipped.append(SkippedOffer(orch.address, offer.capability, offer.model, reason))
-                continue
-            variants: Sequence[Variant | None] = [None]
-            if pipeline.is_live:
-                variants = pipeline.variants or (DEFAULT_VARIANT,)
-            jobs.extend(
-                PlannedJob(orch, offer.capability, offer.model, offer.warm, pipeline, variant) for variant in variants
-            )
+        if ai:
+            jobs.extend(_ai_jobs(orch, offers, by_route, filters, skipped, live_blocked=live_blocked))
+        if transcoding is not None:
+            jobs.append(PlannedJob(orch, TRANSCODING_CAPABILITY, transcoding.label, False, transcoding))
     return Plan(orchestrators=tuple(chosen), jobs=tuple(jobs), skipped=tuple(skipped))
+
+
+def _ai_jobs(
+    orch: Orchestrator,
+    offers: Offers,
+    by_route: Mapping[str, Pipeline],
+    filters: Filters,
+    skipped: list[SkippedOffer],
+    *,
+    live_blocked: str | None,
+) -> list[PlannedJob]:
+    jobs: list[PlannedJob] = []
+    orch_offers = offers.get(orch.address, ())
+    if not orch_offers:
+        skipped.append(SkippedOffer(orch.address, "-", "-", "reported no AI capabilities"))
+    for offer in orch_offers:
+        if not (filters.admits_pipeline(offer.capability) and filters.admits_model(offer.model)):
+            continue
+        problem = name_problem("capability", offer.capability) or name_problem("model", offer.model)
+        if problem:
+            skipped.append(SkippedOffer(orch.address, shown(offer.capability, 80), shown(offer.model, 80), problem))
+            continue
+        pipeline = by_route.get(routes.route_of(offer.capability))
+        reason = _skip_reason(offer, pipeline, live_blocked=live_blocked)
+        if reason or pipeline is None:
+            skipped.append(SkippedOffer(orch.address, offer.capability, offer.model, reason))
+            continue
+        variants: Sequence[Variant | None] = [None]
+        if pipeline.is_live:
+            variants = pipeline.variants or (DEFAULT_VARIANT,)
+        jobs.extend(
+            PlannedJob(orch, offer.capability, offer.model, offer.warm, pipeline, variant) for variant in variants
+        )
+    return jobs
 
 
 def _skip_reason(offer: ModelOffer, pipeline: Pipeline | None, *, live_blocked: str | None) -> str:

@@ -8,7 +8,8 @@ from . import rows
 from .delivery import Delivery
 from .live import LiveStats
 from .outcome import Outcome, Verdict
-from .plan import PlannedJob
+from .plan import JobKind, PlannedJob
+from .transcode import TranscodeStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class JobResult:
     time_to_first_token: float | None = None  # LLM streams only
     tokens_per_second: float | None = None
     live: LiveStats | None = None  # live video only
+    transcode: TranscodeStats | None = None  # transcoding only: what its row carries
 
     @property
     def outcome(self) -> Outcome:
@@ -47,10 +49,12 @@ def not_run(job: PlannedJob, *, at: int, why: str) -> JobResult:
     return JobResult(job=job, verdict=Verdict(Outcome.NOT_RUN, None, why), started_at=at)
 
 
-def build_row(result: JobResult, region: str) -> rows.LeaderboardRow:
-    """Build the leaderboard row of a postable result."""
+def build_row(result: JobResult, region: str) -> rows.Row:
+    """Build the leaderboard row of a postable result: an AI row, or a transcoding row for a transcoding job."""
     if not result.scored or result.round_trip is None:
         raise ValueError(f"a {result.outcome} job is never posted")
+    if result.job.kind is JobKind.TRANSCODING:
+        return _transcoding_row(result, region)
     verdict = result.verdict
     passed = result.outcome is Outcome.PASSED
     errors = [] if passed else [rows.ErrorEntry(error_code=verdict.error_code or "FAILED", message=verdict.message)]
@@ -66,4 +70,24 @@ def build_row(result: JobResult, region: str) -> rows.LeaderboardRow:
         model_is_warm=result.job.warm,
         input_parameters=result.input_parameters,
         response_payload=result.response_payload,
+    )
+
+
+def _transcoding_row(result: JobResult, region: str) -> rows.TranscodingRow:
+    stats = result.transcode
+    if stats is None:
+        raise ValueError("a transcoding job without its stream's figures cannot be posted")
+    return rows.TranscodingRow(
+        region=region,
+        orchestrator=result.job.orchestrator.address,
+        timestamp=result.started_at,
+        segments_sent=stats.segments_sent,
+        segments_received=stats.segments_received,
+        success_rate=stats.success_rate,
+        seg_duration=stats.seg_duration,
+        upload_time=stats.upload,
+        download_time=stats.download,
+        transcode_time=stats.transcode,
+        round_trip_time=stats.round_trip,
+        errors=[rows.ErrorEntry(error_code=e.code, message=e.message, count=e.count) for e in stats.errors],
     )

@@ -48,10 +48,11 @@ class PreparedJob:
 
 def job_parameters(job: PlannedJob, chance: Chance | None = None) -> Varied:
     """Return the job's fields: the pipeline's parameters, varied unless ``vary: false``, plus the model field."""
-    configured = {**job.pipeline.parameters, job.pipeline.model_field: job.model}
-    if not job.pipeline.vary:
+    pipeline = job.request
+    configured = {**pipeline.parameters, pipeline.model_field: job.model}
+    if not pipeline.vary:
         return unvaried(configured)
-    return vary(job.pipeline.route, configured, chance or _SYSTEM_CHANCE)
+    return vary(pipeline.route, configured, chance or _SYSTEM_CHANCE)
 
 
 def form_value(value: Any) -> str:
@@ -70,18 +71,17 @@ def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack, *, chance
     """
     varied = job_parameters(job, chance)
     params = varied.parameters
-    headers = {"Accept": "application/json, text/event-stream"}
-    if gateway.broadcaster_request_token is not None:
-        headers["Authorization"] = f"Bearer {gateway.broadcaster_request_token.get_secret_value()}"
-    url = f"{gateway.broadcaster_job_endpoint}/{job.pipeline.route}"
+    pipeline = job.request
+    headers = {"Accept": "application/json, text/event-stream", **bearer(gateway)}
+    url = f"{gateway.broadcaster_job_endpoint}/{pipeline.route}"
     content: bytes | Iterator[bytes]
-    if job.pipeline.content_type == "application/json":
+    if pipeline.content_type == "application/json":
         content = json.dumps(params, separators=(",", ":")).encode()
         headers["Content-Type"] = "application/json"
     else:
         fields: dict[str, Any] = {key: form_value(value) for key, value in params.items() if value is not None}
-        if job.pipeline.asset is not None:
-            fields[job.pipeline.file_field] = _file_part(job.pipeline.asset, files)
+        if pipeline.asset is not None:
+            fields[pipeline.file_field] = _file_part(pipeline.asset, files)
         # Imported here: requests-toolbelt pulls in requests and urllib3 (about 0.2 s), which
         # a run with JSON pipelines only, or a dry run, never needs.
         from requests_toolbelt import MultipartEncoder
@@ -94,9 +94,15 @@ def prepare(job: PlannedJob, gateway: GatewayConfig, files: ExitStack, *, chance
     return PreparedJob(
         request=request,
         input_parameters=json.dumps(params, separators=(",", ":"), sort_keys=True),
-        timeout=job.pipeline.timeout,
+        timeout=pipeline.timeout,
         varied=varied,
     )
+
+
+def bearer(gateway: GatewayConfig) -> dict[str, str]:
+    """The ``Authorization`` header a gateway's jobs carry, when it has a request token."""
+    token = gateway.broadcaster_request_token
+    return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
 
 
 def _file_part(path: Path, files: ExitStack) -> tuple[str, Any, str]:
@@ -142,20 +148,11 @@ def send(
     request.extensions["wire_clock"] = clock
     try:
         _read(client, request, reply, clock, started, capture_limit)
-        outer = time.perf_counter() - started
-        wire = clock.round_trip()
-        elapsed = outer if wire is None or not 0 < wire <= outer else wire
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise GatewayUnreachable(
-            f"cannot reach the gateway at {request.url.scheme}://{request.url.netloc.decode()} ({exc}): "
-            "is it running, and is broadcasterJobEndpoint right?"
-        ) from None
-    except httpx.TimeoutException:
-        fault, detail = TransportFault.TIMEOUT, f"no complete reply within {prepared.timeout:g} s"
-    except (MalformedReply, httpx.DecodingError) as exc:
+        elapsed = measured(clock, started)
+    except httpx.TransportError as exc:
+        fault, detail = transport_fault(exc, request, prepared.timeout)
+    except httpx.DecodingError as exc:
         fault, detail = TransportFault.MALFORMED, f"the reply is not valid HTTP ({exc})"
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        fault, detail = TransportFault.DROPPED, f"the connection closed before a complete reply ({exc})"
     else:
         return Exchange(
             status=reply.status,
@@ -173,6 +170,32 @@ def send(
         fault=fault,
         fault_detail=detail,
     )
+
+
+def measured(clock: WireClock, started: float) -> float:
+    """The round trip: the transport's stamps when they are sane, else the clock around the call."""
+    outer = time.perf_counter() - started
+    wire = clock.round_trip()
+    return outer if wire is None or not 0 < wire <= outer else wire
+
+
+def transport_fault(exc: httpx.TransportError, request: httpx.Request, timeout: float) -> tuple[TransportFault, str]:
+    """What a measured request's transport error means; a gateway that cannot be reached is the tester's problem.
+
+    Raises ``GatewayUnreachable`` for a refused or timed-out connect: the job never reached anyone.
+    """
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        raise GatewayUnreachable(
+            f"cannot reach the gateway at {request.url.scheme}://{request.url.netloc.decode()} ({exc}): "
+            "is it running, and is broadcasterJobEndpoint right?"
+        ) from None
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportFault.TIMEOUT, f"no complete reply within {timeout:g} s"
+    if isinstance(exc, MalformedReply):
+        return TransportFault.MALFORMED, f"the reply is not valid HTTP ({exc})"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return TransportFault.DROPPED, f"the connection closed before a complete reply ({exc})"
+    raise exc
 
 
 def _read(

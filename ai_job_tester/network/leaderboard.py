@@ -45,6 +45,10 @@ class Leaderboard:
 
     def ai_regions(self) -> list[str] | None:
         """Return the ids of the leaderboard's AI regions, or None when they cannot be had."""
+        return self.regions("ai")
+
+    def regions(self, kind: str) -> list[str] | None:
+        """Return the ids of the leaderboard's regions of one type (``ai``, ``transcoding``), or None if unreadable."""
         try:
             status, body = within(POST_TIMEOUT_SECONDS, lambda: self._request("GET", regions_url(self._endpoint)),
                                   what="reading the leaderboard's regions")  # fmt: skip
@@ -53,9 +57,9 @@ class Leaderboard:
             document = _Regions.model_validate_json(body)
         except (httpx.HTTPError, ValidationError, DeadlineExceeded, RecursionError):
             return None
-        return sorted({region.id for region in document.regions if region.type == "ai"})
+        return sorted({region.id for region in document.regions if region.type == kind})
 
-    def post(self, row: rows.LeaderboardRow) -> Delivery:
+    def post(self, row: rows.Row) -> Delivery:
         body = rows.encode(row)
         headers = {
             "Content-Type": "application/json",

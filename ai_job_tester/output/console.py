@@ -25,7 +25,8 @@ from ..domain.live import LiveStats
 from ..domain.outcome import Outcome
 from ..domain.plan import Plan, PlannedJob
 from ..domain.results import JobResult
-from ..domain.scores import Rollup, key_of, rollup, score_cycle
+from ..domain.rows import Row, TranscodingRow, labels
+from ..domain.scores import Rollup, Score, ScoreKey, key_of, rollup, score_cycle
 from ..domain.text import printable
 from ..storage.inventory import Inventory
 from ..validation import PipelineSummary
@@ -231,15 +232,18 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
         for column in ("time", "orchestrator", "pipeline", "model", "result", "error"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            error = "; ".join(f"{e.error_code} {e.message}" for e in row.errors)
-            table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(row.pipeline), _inert(row.model),
-                          "passed" if row.success_rate else "failed", _inert(error, 600))  # fmt: skip
+            error = "; ".join(f"{e.error_code} {e.message}" + (f" (×{e.count})" if e.count > 1 else "")
+                              for e in row.errors)  # fmt: skip
+            pipeline, model = labels(row)
+            table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(pipeline), _inert(model),
+                          _row_result(row), _inert(error, 600))  # fmt: skip
         console.print(table)
     table = Table(title=f"{len(inventory.archived)} row(s) retired unsent (too old to count as current)")
     for column in ("time", "orchestrator", "pipeline", "model"):
         table.add_column(column, overflow="fold")
     for row in inventory.archived:
-        table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(row.pipeline), _inert(row.model))
+        pipeline, model = labels(row)
+        table.add_row(_when(row.timestamp), _inert(row.orchestrator), _inert(pipeline), _inert(model))
     console.print(table)
     table = Table(title=f"{len(inventory.rejected)} row(s) set aside: rejected by the leaderboard, or dead-lettered")
     for column in ("file", "message"):
@@ -247,6 +251,12 @@ def render_inventory(inventory: Inventory, folder: Path, console: Console) -> No
     for rejected in inventory.rejected:
         table.add_row(_inert(str(rejected.path)), _inert(rejected.message, 600))
     console.print(table)
+
+
+def _row_result(row: Row) -> str:
+    if isinstance(row, TranscodingRow):
+        return f"{row.success_rate:.0%} of renditions"
+    return "passed" if row.success_rate else "failed"
 
 
 def _when(timestamp: int) -> str:
@@ -271,7 +281,7 @@ def render_plan(plan: Plan, console: Console) -> None:
             _inert(job.orchestrator.service_uri),
             _inert(job.capability),
             _inert(job.label),
-            "warm" if job.warm else "cold",
+            job.warmth,
         )
     console.print(table)
     if len(jobs) > SCREENFUL:
@@ -357,7 +367,7 @@ def render_summary(report: CycleReport, console: Console) -> None:
         score = scores.get(key_of(result))
         error = " ".join(part for part in (result.verdict.error_code, result.verdict.message) if part)
         table.add_row(
-            _inert(job.orchestrator.address), _inert(job.capability), _inert(job.label), "warm" if job.warm else "cold",
+            _inert(job.orchestrator.address), _inert(job.capability), _inert(job.label), job.warmth,
             f"[{_STYLE[result.outcome]}]{result.outcome.value}[/]", _timing(result),
             "-" if score is None else f"{score.score:.3f}", _inert(error, 600), _posted(result),
         )  # fmt: skip
@@ -365,6 +375,7 @@ def render_summary(report: CycleReport, console: Console) -> None:
     if len(report.results) > SCREENFUL:
         console.print(f"every job of the {len(report.results)} is in `--report FILE` (under `jobs`)")
     _render_rollup(rollup(report.results, scores), console)
+    _render_transcoding(report.results, scores, console)
     _render_skipped(report.plan, console)
     t = report.totals()
     console.print(
@@ -429,6 +440,10 @@ def _delivery_lines(report: CycleReport) -> list[str]:
 def _timing(result: JobResult) -> str:
     if result.live is not None:
         return _live_timing(result.live)
+    if result.transcode is not None:
+        stats = result.transcode
+        asked = stats.profiles * stats.segments_sent
+        return f"{stats.round_trip:.3f} s ({stats.segments_received}/{asked} renditions)"
     if result.round_trip is None:
         return "-"
     parts = [f"{result.round_trip:.3f} s"]
@@ -446,6 +461,36 @@ def _live_timing(stats: LiveStats) -> str:
     fps = "-" if stats.fps is None else f"{stats.fps:.1f}"
     confirmed = {True: "prompt confirmed", False: "prompt NOT confirmed", None: "prompt unconfirmed"}[stats.confirmed]
     return f"first frame {first}, {fps} fps, {stats.frames} frames, live score {stats.score:.2f}, {confirmed}"
+
+
+def _render_transcoding(results: Sequence[JobResult], scores: dict[ScoreKey, Score], console: Console) -> None:
+    """One row per orchestrator's stream: the transcoding row's figures and the leaderboard's score of them."""
+    from rich.table import Table
+
+    streams = [r for r in results if r.transcode is not None and key_of(r) in scores]
+    if not streams:
+        return
+    title = "Transcoding (the leaderboard's transcoding score over this cycle; times are means per segment)"
+    if len(streams) > SCREENFUL:
+        streams = sorted(streams, key=lambda r: scores[key_of(r)].score)[:SCREENFUL]
+        title += f": the {SCREENFUL} lowest scores (`--report` has every one under `transcoding`)"
+    table = Table(title=title)
+    columns = ("orchestrator", "segments", "renditions", "success", "segment", "round trip", "upload", "download",
+               "transcode", "round-trip score", "score", "errors")  # fmt: skip
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column != "errors")
+    for result in streams:
+        stats, score = result.transcode, scores[key_of(result)]
+        assert stats is not None
+        errors = "; ".join(f"{e.code} ×{e.count}" for e in stats.errors) or "-"
+        table.add_row(
+            _inert(result.job.orchestrator.address), str(stats.segments_sent),
+            f"{stats.segments_received}/{stats.profiles * stats.segments_sent}", f"{stats.success_rate:.2f}",
+            f"{stats.seg_duration:.3f} s", f"{stats.round_trip:.3f} s", f"{stats.upload:.3f} s",
+            f"{stats.download:.3f} s", f"{stats.transcode:.3f} s", f"{score.round_trip_score:.3f}",
+            f"{score.score:.3f}", _inert(errors, 600),
+        )  # fmt: skip
+    console.print(table)
 
 
 def _render_rollup(rollups: Sequence[Rollup], console: Console) -> None:

@@ -66,7 +66,7 @@ def _skipped_by_reason(root: ET.Element, offers: tuple[SkippedOffer, ...], stamp
 
 def _case(suite: ET.Element, result: JobResult) -> None:
     job = result.job
-    name = _text(f"{job.capability} / {job.label} ({'warm' if job.warm else 'cold'})")
+    name = _text(f"{job.capability} / {job.label}" + ("" if job.warmth == "-" else f" ({job.warmth})"))
     case = ET.SubElement(
         suite, "testcase", classname=_text(job.orchestrator.address), name=name, time=f"{result.round_trip or 0:.3f}"
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, write_to_textfile
 
 from ..domain.outcome import Outcome
+from ..domain.scores import key_of, score_cycle
 from .report import CycleReport
 
 JOB_LABELS = ("region", "orchestrator", "pipeline", "model")
@@ -32,6 +33,7 @@ def registry_for(report: CycleReport) -> CollectorRegistry:
         success.labels(*labels).set(1 if result.outcome is Outcome.PASSED else 0)
         round_trip.labels(*labels).set(result.round_trip)
         warm.labels(*labels).set(1 if result.job.warm else 0)
+    _transcoding(report, registry)
     jobs = Gauge("ai_job_tester_cycle_jobs", "Jobs of the last cycle by outcome.", ("region", "outcome"),
                  registry=registry)  # fmt: skip
     counts = {outcome: 0 for outcome in Outcome}
@@ -61,6 +63,26 @@ def registry_for(report: CycleReport) -> CollectorRegistry:
     Gauge("ai_job_tester_cycle_last_finished_timestamp_seconds", "When the last cycle finished (Unix time).",
           ("region",), registry=registry).labels(report.region).set(report.finished_at)  # fmt: skip
     return registry
+
+
+def _transcoding(report: CycleReport, registry: CollectorRegistry) -> None:
+    """A transcoding job's rate is a share of renditions, not 1 or 0: it gets gauges of its own."""
+    labels = ("region", "orchestrator")
+    rate = Gauge("ai_job_tester_transcoding_success_rate", "Renditions received over renditions asked for.",
+                 labels, registry=registry)  # fmt: skip
+    rtt = Gauge("ai_job_tester_transcoding_round_trip_seconds", "Mean round trip of a segment with renditions.",
+                labels, registry=registry)  # fmt: skip
+    score = Gauge("ai_job_tester_transcoding_score", "The leaderboard's transcoding score of this cycle's row.",
+                  labels, registry=registry)  # fmt: skip
+    scores = score_cycle(report.results)
+    for result in report.results:
+        stats = result.transcode
+        if stats is None or not result.scored:
+            continue
+        which = (report.region, result.job.orchestrator.address)
+        rate.labels(*which).set(stats.success_rate)
+        rtt.labels(*which).set(stats.round_trip)
+        score.labels(*which).set(scores[key_of(result)].score)
 
 
 def write_textfile(path: Path, report: CycleReport) -> None:

@@ -126,6 +126,9 @@ def to_json(report: CycleReport) -> dict[str, Any]:
         "held_back": report.held_back,
         "lane_failures": list(report.lane_failures),
         "jobs": [_job_entry(result, scores.get(key_of(result))) for result in report.results],
+        "transcoding": [
+            _transcoding_entry(r, scores[key_of(r)]) for r in report.results if r.transcode is not None and r.scored
+        ],
         "orchestrators": [
             {
                 "orchestrator": r.orchestrator,
@@ -144,6 +147,17 @@ def to_json(report: CycleReport) -> dict[str, Any]:
     if not report.results:  # a dry run: the plan, in the order it would run (the terminal shows a screenful)
         document["planned"] = [_planned_entry(job) for job in report.plan.jobs]
     return document
+
+
+def _transcoding_entry(result: JobResult, score: Score) -> dict[str, Any]:
+    """One orchestrator's transcoding row of this cycle, with the leaderboard's score of it."""
+    assert result.transcode is not None
+    return {
+        "orchestrator": result.job.orchestrator.address,
+        **result.transcode.payload(),
+        "round_trip_score": round(score.round_trip_score, 6),
+        "score": round(score.score, 6),
+    }
 
 
 def _planned_entry(job: PlannedJob) -> dict[str, Any]:
@@ -179,6 +193,7 @@ def _job_entry(result: JobResult, score: Score | None) -> dict[str, Any]:
         "tokens_per_second": result.tokens_per_second,
         "variant": None if result.job.variant is None else result.job.variant.id,
         "live": None if result.live is None else result.live.payload(),
+        "transcoding": None if result.transcode is None else result.transcode.payload(),
         "success_rate": None if score is None else score.success_rate,
         "round_trip_score": None if score is None else round(score.round_trip_score, 6),
         "score": None if score is None else round(score.score, 6),

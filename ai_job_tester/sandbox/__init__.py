@@ -5,16 +5,31 @@
 ...     config = network.tester_config(webhook_port=7934)
 """
 
-from .leaderboard import SimLeaderboard
+from .leaderboard import SimLeaderboard, TranscodingRow
 from .network import SimNetwork, demo_orchestrators
-from .scenario import Fault, ServedJob, SimModel, SimOrchestrator
+from .push import PushedSegment, SimStream
+from .scenario import (
+    Fault,
+    ServedJob,
+    SimModel,
+    SimOrchestrator,
+    TranscodeBehaviour,
+    TranscodedSegment,
+    TranscodeFault,
+)
 
 __all__ = [
     "Fault",
+    "PushedSegment",
     "ServedJob",
     "SimLeaderboard",
     "SimModel",
     "SimNetwork",
     "SimOrchestrator",
+    "SimStream",
+    "TranscodeBehaviour",
+    "TranscodeFault",
+    "TranscodedSegment",
+    "TranscodingRow",
     "demo_orchestrators",
 ]

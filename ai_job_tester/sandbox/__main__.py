@@ -5,7 +5,7 @@
 
 It writes the tester's config for the network (``SimNetwork.tester_config``), then runs until
 SIGTERM or SIGINT. With ``--state-file`` it keeps a JSON file up to date with what the simulated
-leaderboard stored (``rows``) and refused (``rejected``). Both files are written whole (a rename),
+leaderboard stored (``rows``, ``transcoding_rows``) and refused (``rejected``). Both files are written whole (a rename),
 so a reader never sees half of one.
 """
 
@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             del config["metricsSecret"]
         _write_json(args.config_out, config)
         print(f"sandbox: network up, leaderboard {network.leaderboard.url}, config {args.config_out}", flush=True)
-        written: tuple[int, int] | None = None
+        written: tuple[int, int, int] | None = None
         while True:
             stopping = stop.wait(STATE_INTERVAL)
             board = network.leaderboard
-            seen = (len(board.rows), len(board.rejected))
+            seen = (len(board.rows), len(board.transcoding_rows), len(board.rejected))
             if args.state_file is not None and seen != written:
                 _write_json(args.state_file, _state(network))
                 written = seen
@@ -80,6 +80,7 @@ def _state(network: SimNetwork) -> dict[str, Any]:
     return {
         "leaderboard": board.url,
         "rows": [row.model_dump() for row in list(board.rows)],
+        "transcoding_rows": [row.model_dump() for row in list(board.transcoding_rows)],
         "rejected": [{"status": status, "text": text} for status, text in list(board.rejected)],
     }
 

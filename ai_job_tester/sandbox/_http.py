@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, overload
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -42,27 +42,40 @@ class QuietHandler(BaseHTTPRequestHandler):
         """
         return self.arrived_at if self.arrived_at is not None else time.perf_counter()
 
-    def read_body(self) -> bytes:
+    @overload
+    def read_body(self) -> bytes: ...
+
+    @overload
+    def read_body(self, limit: int) -> bytes | None: ...
+
+    def read_body(self, limit: int | None = None) -> bytes | None:
+        """The whole body; None once it passes ``limit`` bytes (the rest is left unread)."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
+            return self._read_chunked(limit)
         length = int(self.headers.get("Content-Length") or 0)
+        if limit is not None and length > limit:
+            return None
         return self.rfile.read(length) if length else b""
 
-    def _read_chunked(self) -> bytes:
+    def _read_chunked(self, limit: int | None) -> bytes | None:
         parts: list[bytes] = []
+        total = 0
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 self.rfile.readline()
                 return b"".join(parts)
+            total += size
+            if limit is not None and total > limit:
+                return None
             parts.append(self.rfile.read(size))
             self.rfile.readline()
 
-    def reply(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+    def reply(self, status: int, body: bytes = b"", content_type: str | None = "application/json") -> None:
+        """One write; ``content_type`` None sends no Content-Type, as Go's empty 200 does."""
         reason = self.responses.get(status, ("",))[0]
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
+        kind = "" if content_type is None else f"Content-Type: {content_type}\r\n"
+        head = f"HTTP/1.1 {status} {reason}\r\n{kind}Content-Length: {len(body)}\r\n\r\n".encode()
         self.wfile.write(head + body)
 
     def reply_chunked(self, pieces: list[bytes], content_type: str, interval: float) -> None:

@@ -5,6 +5,11 @@ Like a gateway started with ``-orchWebhookUrl … -webhookRefreshInterval=0
 query, and routes only to an orchestrator the webhook listed. With
 ``tester_mode=False`` it behaves like a mainline gateway instead: it asks the
 webhook once and keeps that answer.
+
+Its HTTP port also takes HTTP-push transcoding (``/live/<manifestID>/<seq>.ts``, see
+``push.py``). That side follows go-livepeer's webhook pool more closely: a mainline gateway
+answers from a list younger than ``webhook_cache_seconds`` (60 s), and a failed webhook
+fetch reuses the last good list in either mode.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from . import replies
 from ._http import QuietHandler, ServerThread
 from .media import LiveRouter
+from .push import MAX_SEGMENT_BYTES, PushedSegment, PushIngest, PushReply, SimStream
 from .scenario import Fault, ServedJob, SimOrchestrator
 
 CapabilityApi = Literal["ai", "network"]
@@ -62,6 +68,8 @@ class SimGateway:
         webhook_url: str | None = None,
         capability_api: CapabilityApi = "ai",
         tester_mode: bool = True,
+        max_sessions: int = 10,
+        stream_idle_seconds: float = 60.0,
     ) -> None:
         self.orchestrators = list(orchestrators)
         self.webhook_url = webhook_url
@@ -69,6 +77,10 @@ class SimGateway:
         self.tester_mode = tester_mode
         self.media: OrderedDict[str, bytes] = OrderedDict()
         self._cached_listing: list[str] | None = None
+        self.webhook_cache_seconds = 60.0  # a mainline gateway's WebhookDiscoveryRefreshInterval
+        self.max_segment_bytes = MAX_SEGMENT_BYTES
+        self._transcode_listing: list[str] | None = None
+        self._transcode_listed_at = 0.0
         self._lock = threading.Lock()
         self.jobs_in_flight = 0
         self.on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash this gateway
@@ -79,6 +91,9 @@ class SimGateway:
         self.live = LiveRouter(self.orchestrators)
         self.media_delay = 0.0  # seconds before a media download answers
         self.on_media: Callable[[], None] | None = None  # runs as a download arrives, e.g. to crash the gateway
+        self.ingest = PushIngest(
+            self.transcode_listing, max_sessions=max_sessions, stream_idle_seconds=stream_idle_seconds
+        )
         self._cli = ServerThread(_CliHandler, self)
         self._http = ServerThread(_JobHandler, self)
 
@@ -97,6 +112,7 @@ class SimGateway:
     def stop(self) -> None:
         self._cli.stop()
         self._http.stop()
+        self.ingest.close()
 
     # --- what the handlers ask -------------------------------------------------
 
@@ -111,9 +127,13 @@ class SimGateway:
         return [by_uri[uri] for uri in uris if uri in by_uri]
 
     def _ask_webhook(self) -> list[str]:
+        return [address for address, _ in self._fetch_webhook() or []]
+
+    def _fetch_webhook(self) -> list[tuple[str, Any]] | None:
+        """The webhook's (address, score) entries; None when it could not be asked or answered badly."""
         # Like the Go gateway: a plain GET, 3 s timeout, over a kept-alive connection.
         if not self.webhook_url:
-            return []
+            return None
         url = urlsplit(self.webhook_url)
         started = time.perf_counter()
         for attempt in (1, 2):  # a kept-alive connection the webhook closed is reopened once
@@ -126,9 +146,40 @@ class SimGateway:
             except (OSError, http.client.HTTPException, ValueError):
                 conn.close()
                 if attempt == 2:
-                    return []
+                    return None
         self.webhook_seconds.append(time.perf_counter() - started)
-        return [entry["address"] for entry in data if isinstance(entry, dict) and "address" in entry]
+        if not 200 <= reply.status < 300 or not isinstance(data, list):
+            return None
+        return [(e["address"], e.get("score")) for e in data if isinstance(e, dict) and e.get("address")]
+
+    def transcode_listing(self) -> list[SimOrchestrator]:
+        """The orchestrators a transcoding stream may use, as go-livepeer's webhook pool answers."""
+        with self._lock:
+            fresh = (
+                self._transcode_listing is not None
+                and time.monotonic() - self._transcode_listed_at < self.webhook_cache_seconds
+            )
+        if self.tester_mode or not fresh:
+            fetched = self._fetch_webhook()
+            if fetched is not None:  # a failed fetch keeps the last good list (go-livepeer PR #4027)
+                # A score strictly between 0 and 1 fits neither pool; above 1 the real gateway panics.
+                uris = [address for address, score in fetched if score in (None, 0, 1)]
+                with self._lock:
+                    self._transcode_listing, self._transcode_listed_at = uris, time.monotonic()
+        with self._lock:
+            uris = list(self._transcode_listing or [])
+        by_uri = {orch.service_uri: orch for orch in self.orchestrators}
+        return [by_uri[uri] for uri in uris if uri in by_uri]
+
+    @property
+    def streams(self) -> dict[str, SimStream]:
+        """The HTTP-push streams this gateway holds, by manifest ID."""
+        return self.ingest.streams
+
+    @property
+    def pushed(self) -> list[PushedSegment]:
+        """Each push that got past the request checks to a stream, in order (refused requests are not here)."""
+        return self.ingest.pushed
 
     def _webhook_connection(self, host: str, port: int, *, fresh: bool) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "webhook", None)
@@ -182,9 +233,16 @@ class _CliHandler(QuietHandler):
             self.reply(404, b"404 page not found\n", "text/plain")
 
 
+def _is_push(path: str) -> bool:
+    return path.startswith("/live/") and not path.startswith("/live/video-to-video/")
+
+
 class _JobHandler(QuietHandler):
     def do_GET(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
+        if _is_push(path):
+            self._not_allowed()
+            return
         if path.startswith("/live/video-to-video/") and path.endswith("/status"):
             status = _owner(self).live.status(path.split("/")[3])
             if status is None:
@@ -203,7 +261,54 @@ class _JobHandler(QuietHandler):
         else:
             self.reply(200, data, "application/octet-stream")
 
+    def do_PUT(self) -> None:  # noqa: N802
+        if _is_push(urlsplit(self.path).path):
+            self._push()
+        else:
+            self._not_allowed()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._not_allowed()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._not_allowed()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._not_allowed()
+
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        self._not_allowed()
+
+    def _not_allowed(self) -> None:
+        self.reply(405, b"Method Not Allowed\n", "text/plain; charset=utf-8")
+
+    def _push(self) -> None:
+        gateway = _owner(self)
+        if gateway.on_job is not None:
+            gateway.on_job()
+        body = self.read_body(limit=gateway.max_segment_bytes)
+        if body is None:
+            self.close_connection = True  # the rest of the body is never read
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), value)  # Go's Header.Get: the first one
+        with gateway.in_flight():
+            reply = gateway.ingest.push(url=self.path, headers=headers, body=body)
+        self._write_push(reply)
+
+    def _write_push(self, reply: PushReply) -> None:
+        if reply.drop:
+            self.drop()
+        elif reply.status == 200 and reply.content_type:
+            # Go flushes the head, then writes the parts: the reply is chunked, with no Content-Length.
+            self.reply_chunked([reply.body], reply.content_type, 0.0)
+        else:
+            self.reply(reply.status, reply.body, reply.content_type)
+
     def do_POST(self) -> None:  # noqa: N802
+        if _is_push(urlsplit(self.path).path):
+            self._push()
+            return
         received = self.arrival()  # the service time starts when the request reached this gateway
         gateway = _owner(self)
         route = urlsplit(self.path).path.strip("/")

@@ -4,6 +4,10 @@ leaderboard-serverless on PostgreSQL: HMAC of the exact bytes; Go's JSON types; 
 unknown region; 500 (for ever) for a NUL anywhere in the row or an orchestrator longer than
 56 characters; a lone surrogate stored as U+FFFD; an error body followed by ``ok``; rows of a
 region that exists only for transcoding silently dropped; every window by insert time.
+
+A row is AI only when both ``model`` and ``pipeline`` are non-empty; any other row is a
+transcoding row (livepeer-transcoding-contract.md §4), kept apart in ``transcoding_rows`` and
+scored by ``transcoding_stats``. Keys a row leaves out decode as Go's zero values.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import re
 import statistics
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
@@ -62,14 +66,67 @@ class StoredRow(BaseModel):
     event_time: float = 0.0  # set by the leaderboard: when the row arrived (windows use it, not timestamp)
 
 
+class _GoStats(BaseModel):
+    """Every field of the Go struct with its JSON type: one decode checks them all, whatever the row's kind."""
+
+    model_config = ConfigDict(extra="ignore")
+    region: StrictStr = ""
+    orchestrator: StrictStr = ""
+    success_rate: StrictFloat | StrictInt = 0
+    round_trip_time: StrictFloat | StrictInt = 0
+    errors: list[_StrictError] | None = None
+    timestamp: StrictInt = 0
+    model: StrictStr = ""
+    pipeline: StrictStr = ""
+    model_is_warm: StrictBool = False
+    input_parameters: StrictStr = ""
+    response_payload: StrictStr = ""
+    seg_duration: StrictFloat | StrictInt = 0
+    segments_sent: StrictInt = 0
+    segments_received: StrictInt = 0
+    upload_time: StrictFloat | StrictInt = 0
+    download_time: StrictFloat | StrictInt = 0
+    transcode_time: StrictFloat | StrictInt = 0
+
+
+class TranscodingRow(BaseModel):
+    """A transcoding row as the leaderboard stores it; a key the row left out is Go's zero value."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    region: StrictStr = ""
+    orchestrator: StrictStr = ""
+    timestamp: StrictInt = 0
+    segments_sent: StrictInt = 0
+    segments_received: StrictInt = 0
+    success_rate: StrictFloat | StrictInt = 0
+    round_trip_time: StrictFloat | StrictInt = 0
+    seg_duration: StrictFloat | StrictInt = 0
+    upload_time: StrictFloat | StrictInt = 0
+    download_time: StrictFloat | StrictInt = 0
+    transcode_time: StrictFloat | StrictInt = 0
+    errors: list[_StrictError] | None = None
+    model: StrictStr = ""  # a row with a model but no pipeline is still a transcoding row
+    event_time: float = 0.0
+
+    def payload(self) -> dict[str, Any]:
+        """The stored JSONB: the struct re-encoded, its zero-valued fields gone (``omitempty``)."""
+        return {key: value for key, value in self.model_dump(exclude={"event_time"}).items() if value}
+
+
+_Row = TypeVar("_Row", StoredRow, TranscodingRow)
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 class SimLeaderboard:
-    """Keeps the rows it accepts in ``rows``; ``dropped`` holds rows of transcoding-only regions."""
+    """Keeps AI rows in ``rows``, transcoding rows in ``transcoding_rows``; ``dropped`` holds rows whose
+    region lacks the row's job type (stored nowhere, answered 200)."""
 
     def __init__(self, secret: str, regions: dict[str, tuple[str, ...]] | None = None, *, port: int = 0) -> None:
         self.secret = secret
         self.regions = dict(DEFAULT_REGIONS if regions is None else regions)
         self.rows: list[StoredRow] = []
-        self.dropped: list[StoredRow] = []
+        self.transcoding_rows: list[TranscodingRow] = []
+        self.dropped: list[StoredRow | TranscodingRow] = []
         self.rejected: list[tuple[int, str]] = []
         self.script: list[int] = []  # statuses to answer the next posts with, before judging them
         self.refuse_models: set[str] = set()  # rows of these models hit a database constraint: 500 for ever
@@ -128,22 +185,36 @@ class SimLeaderboard:
             return self._reject(403, "invalid signature")
         try:
             raw = json.loads(body)
-            row = StoredRow.model_validate({**raw, "event_time": time.time()} if isinstance(raw, dict) else raw)
-        except (ValueError, ValidationError) as exc:
+            if not isinstance(raw, dict):
+                raise ValueError(f"cannot unmarshal {type(raw).__name__} into Go value of type models.Stats")
+            present = {key: value for key, value in raw.items() if value is not None}  # null leaves a zero value
+            decoded = _GoStats.model_validate(present)
+            kind = "ai" if decoded.model and decoded.pipeline else "transcoding"
+            fields = {**present, "event_time": time.time()}
+            row: StoredRow | TranscodingRow = (
+                StoredRow.model_validate(fields) if kind == "ai" else TranscodingRow.model_validate(fields)
+            )
+        except ValidationError as exc:
+            return self._reject(400, _go_type_error(exc))
+        except ValueError as exc:
             return self._reject(400, f"json: {str(exc).splitlines()[0]}")
-        if not row.model or not row.pipeline:
-            return self._reject(400, "model and pipeline are required for AI stats")
         types = self.regions.get(row.region)
         if types is None:
             return self._reject(400, "invalid region")
         if _has_nul(raw):
             return self._reject(500, NUL_REFUSED)  # PostgreSQL refuses it in JSONB, however often it comes
-        if row.model in self.refuse_models:
+        if isinstance(row, StoredRow) and row.model in self.refuse_models:
             return self._reject(500, "ERROR: new row violates check constraint (SQLSTATE 23514)")
         if len(row.orchestrator) > MAX_ORCHESTRATOR:
             return self._reject(500, "ERROR: value too long for type character varying(56) (SQLSTATE 22001)")
         with self._lock:
-            (self.rows if "ai" in types else self.dropped).append(_as_stored(row))
+            stored = _as_stored(row)
+            if kind not in types:
+                self.dropped.append(stored)  # the insert joins region and type: no row, no error
+            elif isinstance(stored, StoredRow):
+                self.rows.append(stored)
+            else:
+                self.transcoding_rows.append(stored)
         return 200, "ok"
 
     def _reject(self, status: int, text: str) -> tuple[int, str]:
@@ -178,6 +249,57 @@ class SimLeaderboard:
             }  # fmt: skip
         return result
 
+    def transcoding_stats(
+        self,
+        *,
+        region: str | None = None,
+        orchestrator: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, dict[str, dict[str, float]]]:
+        """Score transcoding rows per orchestrator and region as leaderboard-serverless does.
+
+        round_trip_score = 1 - exp(-avg seg_duration / avg round_trip_time), 0 when the average
+        round trip is 0; score = avg success_rate x round_trip_score. Missing values count as 0.
+        """
+        until = time.time() if until is None else until
+        since = until - DEFAULT_WINDOW_SECONDS if since is None else since
+        wanted = orchestrator.lower() if orchestrator is not None else None
+        with self._lock:
+            rows = list(self.transcoding_rows)
+        rows = [
+            r
+            for r in rows
+            if (region is None or r.region == region)
+            and (wanted is None or r.orchestrator == wanted)
+            and since <= r.event_time <= until
+        ]
+        result: dict[str, dict[str, dict[str, float]]] = {}
+        for (orch, row_region), group in _group(rows).items():
+            success = sum(float(r.success_rate) for r in group) / len(group)
+            avg_seg = sum(float(r.seg_duration) for r in group) / len(group)
+            avg_rtt = sum(float(r.round_trip_time) for r in group) / len(group)
+            rtt_score = 1 - math.exp(-avg_seg / avg_rtt) if avg_rtt else 0.0
+            score = success * rtt_score if success else 0.0
+            result.setdefault(orch, {})[row_region] = {
+                "success_rate": success, "round_trip_score": rtt_score, "score": score,
+            }  # fmt: skip
+        return result
+
+    def raw_stats(self, orchestrator: str) -> dict[str, list[dict[str, Any]]]:
+        """Stored payloads of one orchestrator by region, newest first (AI and transcoding alike)."""
+        wanted = orchestrator.lower()
+        with self._lock:
+            stored: list[tuple[float, str, dict[str, Any]]] = [
+                (r.event_time, r.region, r.model_dump(exclude={"event_time"})) for r in self.rows
+            ]
+            stored += [(r.event_time, r.region, r.payload()) for r in self.transcoding_rows]
+        result: dict[str, list[dict[str, Any]]] = {}
+        for _, region, payload in sorted(stored, key=lambda item: item[0], reverse=True):
+            if payload.get("orchestrator") == wanted:
+                result.setdefault(region, []).append(payload)
+        return result
+
     def regions_document(self) -> dict[str, Any]:
         return {
             "regions": [
@@ -186,6 +308,41 @@ class SimLeaderboard:
                 for kind in kinds
             ]
         }
+
+
+def _error_body(text: str) -> bytes:
+    return json.dumps({"error": text}, separators=(",", ":")).encode()  # Go's encoder writes no spaces
+
+
+_GO_TYPES = {"errors": "[]models.Error", "count": "int", "timestamp": "int64", "segments_sent": "int",
+             "segments_received": "int", "model_is_warm": "bool"}  # fmt: skip
+
+
+_UNION_TAGS = {"float", "int", "str", "bool", "none", "list[_StrictError]"}
+
+
+def _go_type_error(exc: ValidationError) -> str:
+    """The first problem, worded as Go's ``json.UnmarshalTypeError``."""
+    problem = exc.errors()[0]
+    # Keep field names only: list indexes and the tags pydantic gives union members go.
+    names = [part for part in problem["loc"] if isinstance(part, str) and part not in _UNION_TAGS]
+    where = ".".join(names)
+    field = names[-1] if names else ""
+    value = problem.get("input")
+    if problem["type"] == "missing":
+        return f"json: missing field {where}"
+    if isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int | float):
+        kind = f"number {json.dumps(value)}"
+    elif isinstance(value, str):
+        kind = "string"
+    elif isinstance(value, list):
+        kind = "array"
+    else:
+        kind = "object"
+    go_type = _GO_TYPES.get(field) or ("string" if "str" in problem["type"] else "float64")
+    return f"json: cannot unmarshal {kind} into Go struct field Stats.{where} of type {go_type}"
 
 
 def _has_nul(value: Any) -> bool:
@@ -198,7 +355,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _as_stored(row: StoredRow) -> StoredRow:
+def _as_stored(row: _Model) -> _Model:
     # JSONB keeps a lone surrogate escape as U+FFFD; Python's json.loads had kept it lone.
     def clean(value: Any) -> Any:
         if isinstance(value, str):
@@ -209,11 +366,11 @@ def _as_stored(row: StoredRow) -> StoredRow:
             return {k: clean(v) for k, v in value.items()}
         return value
 
-    return StoredRow.model_validate(clean(row.model_dump()))
+    return type(row).model_validate(clean(row.model_dump()))
 
 
-def _group(rows: list[StoredRow]) -> dict[tuple[str, str], list[StoredRow]]:
-    groups: dict[tuple[str, str], list[StoredRow]] = {}
+def _group(rows: list[_Row]) -> dict[tuple[str, str], list[_Row]]:
+    groups: dict[tuple[str, str], list[_Row]] = {}
     for row in rows:
         groups.setdefault((row.orchestrator, row.region), []).append(row)
     return groups
@@ -235,9 +392,9 @@ class _Handler(QuietHandler):
             return
         status, text = board.accept(body, self.headers.get("Authorization", ""))
         if status == 403:  # the auth middleware answers and returns
-            self.reply(status, json.dumps({"error": text}).encode(), "text/plain")
+            self.reply(status, _error_body(text), "text/plain")
         elif status != 200:  # the handler writes its error, does not return, and appends "ok"
-            self.reply(status, json.dumps({"error": text}).encode() + b"\nok", "text/plain")
+            self.reply(status, _error_body(text) + b"\nok", "text/plain")
         else:
             self.reply(status, b"ok", "text/plain")
 
@@ -246,12 +403,28 @@ class _Handler(QuietHandler):
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         if url.path == "/api/regions" and _owner(self).serve_regions:
             self.reply_json(200, _owner(self).regions_document())
-        elif url.path == "/api/aggregated_stats" and "pipeline" in query and "model" in query:
+        elif url.path == "/api/aggregated_stats" and _asks_ai(query):
             window = {key: float(query[key]) for key in ("since", "until") if key in query}
             stats = _owner(self).aggregated_stats(query["pipeline"], query["model"], query.get("region"), **window)
             if stats is None:
                 self.reply(500, b'{"error":"json: unsupported value: NaN"}\nok', "text/plain")
             else:
                 self.reply_json(200, stats)
+        elif url.path == "/api/aggregated_stats":
+            window = {key: float(query[key]) for key in ("since", "until") if key in query}
+            stats = _owner(self).transcoding_stats(
+                region=query.get("region"), orchestrator=query.get("orchestrator"),
+                since=window.get("since"), until=window.get("until"),
+            )  # fmt: skip
+            self.reply_json(200, stats)
+        elif url.path == "/api/raw_stats":
+            if not query.get("orchestrator"):
+                self.reply(400, b'{"error":"orchestrator is required"}', "text/plain")
+            else:
+                self.reply_json(200, _owner(self).raw_stats(query["orchestrator"]))
         else:
             self.reply(404, b"not found\n", "text/plain")
+
+
+def _asks_ai(query: dict[str, str]) -> bool:
+    return query.get("job_type") != "transcoding" and bool(query.get("pipeline")) and bool(query.get("model"))

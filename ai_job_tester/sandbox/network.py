@@ -11,14 +11,17 @@ from ..resources import seed_config
 from .gateway import CapabilityApi, SimGateway
 from .leaderboard import SimLeaderboard
 from .media import SimMediaServer
-from .scenario import Fault, LiveBehaviour, SimModel, SimOrchestrator
+from .scenario import Fault, LiveBehaviour, SimModel, SimOrchestrator, TranscodeBehaviour, TranscodeFault
 
 SIM_SECRET = "sandbox-secret"
 SIM_WEBHOOK_TOKEN = "sandbox-webhook-token-0123456789"
 
 
 def demo_orchestrators() -> list[SimOrchestrator]:
-    """A small network with every batch pipeline, warm and cold models, and each fault."""
+    """A small network with every batch pipeline, warm and cold models, and each fault.
+
+    Every orchestrator transcodes; the third, whose AI jobs drop, also fails every segment.
+    """
     return [
         SimOrchestrator(
             address="0x1111111111111111111111111111111111111111",
@@ -55,6 +58,7 @@ def demo_orchestrators() -> list[SimOrchestrator]:
             ),
             fault=Fault.DROP,
             live=LiveBehaviour(fps=15),
+            transcoding=TranscodeBehaviour(fault=TranscodeFault.ERROR),
         ),
         SimOrchestrator(
             address="0x4444444444444444444444444444444444444444",
@@ -79,6 +83,8 @@ class SimNetwork:
         gateways: int = 1,
         webhook_token: str | None = SIM_WEBHOOK_TOKEN,
         gateway_sends_token: bool = True,
+        max_sessions: int = 10,
+        stream_idle_seconds: float = 60.0,
     ) -> None:
         self.region = region
         self.secret = secret
@@ -90,7 +96,13 @@ class SimNetwork:
         self.orchestrators = list(demo_orchestrators() if orchestrators is None else orchestrators)
         # Several gateways share the orchestrators, as gateways of one region do: one per lane.
         self.gateways = [
-            SimGateway(self.orchestrators, capability_api=capability_api, tester_mode=tester_mode)
+            SimGateway(
+                self.orchestrators,
+                capability_api=capability_api,
+                tester_mode=tester_mode,
+                max_sessions=max_sessions,
+                stream_idle_seconds=stream_idle_seconds,
+            )
             for _ in range(gateways)
         ]
         self.leaderboard = SimLeaderboard(secret)

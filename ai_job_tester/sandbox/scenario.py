@@ -46,6 +46,40 @@ class LiveBehaviour:
     error_after: float | None = None  # seconds after the start, the status reports an inference error
 
 
+class TranscodeFault(StrEnum):
+    """How a simulated orchestrator misbehaves when it transcodes a pushed segment."""
+
+    NONE = "none"
+    ERROR = "error"  # 422 ``http push error processing segment … err="Transcode"``; the stream drops it
+    MISSING_RENDITIONS = "missing-renditions"  # one part fewer than the stream's profiles
+    WRONG_RESOLUTION = "wrong-resolution"  # every rendition keeps the source's size
+    SLOW = "slow"  # replies only after ``TranscodeBehaviour.slow_seconds``
+    DROP = "drop"  # the connection closes with no reply at all
+    NO_SESSIONS = "no-sessions"  # listed but refuses sessions: never joins a pool, 503 ``No sessions available``
+    ZERO_PARTS = "zero-parts"  # 200 with a multipart content type and no parts
+
+
+@dataclass
+class TranscodeBehaviour:
+    """How a simulated orchestrator answers transcoding."""
+
+    fault: TranscodeFault = TranscodeFault.NONE
+    latency: float = 0.0  # seconds per segment on top of the real transcode
+    slow_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodedSegment:
+    """One pushed segment that reached a simulated orchestrator."""
+
+    orchestrator: str  # lower-case address
+    manifest_id: str
+    seq: int
+    profiles: tuple[str, ...]  # the stream's profile names
+    seconds: float  # the time the orchestrator itself spent on it
+    renditions: int  # parts actually returned (0 for an error or a drop)
+
+
 @dataclass(frozen=True, slots=True)
 class ServedJob:
     """One job that reached a simulated orchestrator."""
@@ -75,10 +109,12 @@ class SimOrchestrator:
     active: bool = True
     on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash the gateway
     live: LiveBehaviour | None = None
+    transcoding: TranscodeBehaviour | None = field(default_factory=TranscodeBehaviour)  # None: does not transcode
     served: list[ServedJob] = field(default_factory=list)
     # Fault.REPLAY: the one request per route it really answered (model, params); every later
     # request of that route, whatever its model, seed or prompt, gets that request's output.
     cached: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    transcoded: list[TranscodedSegment] = field(default_factory=list)
     busy: int = 0  # jobs it is working on right now
     most_at_once: int = 0  # the most jobs it ever worked on at the same time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -97,6 +133,10 @@ class SimOrchestrator:
     def record(self, job: ServedJob) -> None:
         with self._lock:
             self.served.append(job)
+
+    def record_transcoded(self, segment: TranscodedSegment) -> None:
+        with self._lock:
+            self.transcoded.append(segment)
 
     def begin(self) -> None:
         with self._lock:

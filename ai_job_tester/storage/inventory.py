@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..domain.rows import LeaderboardRow
+from ..domain.rows import Row, row_from
 from ..errors import StateDirError
 from .outbox import ARCHIVE, HELD_JOURNAL, JOURNAL, REJECTED, Outbox
 from .state import CycleLock
@@ -21,10 +21,10 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    held: list[LeaderboardRow]
-    waiting: list[LeaderboardRow]
+    held: list[Row]
+    waiting: list[Row]
     rejected: list[Rejected]  # refused with 400, or dead-lettered after refusals
-    archived: list[LeaderboardRow]  # retired unsent: too old to count as current
+    archived: list[Row]  # retired unsent: too old to count as current
 
 
 def read_inventory(state_dir: Path) -> Inventory:
@@ -50,7 +50,7 @@ def release_held(state_dir: Path) -> int:
         return len(parcels)
 
 
-def _rows(state_dir: Path, journal: str) -> list[LeaderboardRow]:
+def _rows(state_dir: Path, journal: str) -> list[Row]:
     box = Outbox(state_dir, journal)
     try:
         return [parcel.row for parcel in box.pending()]
@@ -72,7 +72,7 @@ def _rejected(state_dir: Path) -> list[Rejected]:
     return found
 
 
-def _archived(state_dir: Path) -> list[LeaderboardRow]:
+def _archived(state_dir: Path) -> list[Row]:
     path = state_dir / ARCHIVE
     try:
         lines = path.read_bytes().splitlines()
@@ -83,7 +83,8 @@ def _archived(state_dir: Path) -> list[LeaderboardRow]:
     found = []
     for line in lines:
         try:
-            found.append(LeaderboardRow.model_validate(json.loads(line)["row"]))
+            entry = json.loads(line)
+            found.append(row_from(entry["row"], entry.get("kind")))
         except (ValueError, KeyError, TypeError, RecursionError):
             continue  # a line torn by a crash
     return found

@@ -9,7 +9,9 @@ Layout under the state directory::
                                    again while the leaderboard took other rows (dead-lettered)
     archive.jsonl                  rows retired unsent because they grew too old to count as current
 
-A row's line is appended and ``fdatasync``-ed before the row is posted. Other lines are
+A row's line (``{"id", "kind", "row"}``, ``kind`` being ``ai`` or ``transcoding``; a line
+without one was written before transcoding rows existed and holds an AI row) is appended
+and ``fdatasync``-ed before the row is posted. Other lines are
 appended without a sync: if one is lost in a crash, the row is posted once more (or one
 attempt is forgotten), which at-least-once delivery allows. Opening the outbox compacts
 the journal to the rows still waiting (written aside, synced, renamed into place). A line
@@ -35,7 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..domain.rows import LeaderboardRow
+from ..domain.rows import Row, kind_of, row_from
 from ..errors import StateDirError
 
 JOURNAL = "outbox.jsonl"
@@ -50,7 +52,7 @@ class Parcel:
     """A row waiting in the outbox, its id in the journal, and how many posts of it failed."""
 
     id: str
-    row: LeaderboardRow
+    row: Row
     attempts: int = 0
 
 
@@ -89,11 +91,11 @@ class Outbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def put(self, row: LeaderboardRow) -> Parcel:
+    def put(self, row: Row) -> Parcel:
         """Store the row durably; return it as a parcel to post."""
         parcel = Parcel(f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}", row)
         with self._lock:
-            self._append({"id": parcel.id, "row": _row_json(row)}, sync=True)
+            self._append({"id": parcel.id, **_row_entry(row)}, sync=True)
             self._waiting[parcel.id] = parcel
         return parcel
 
@@ -126,7 +128,7 @@ class Outbox:
 
     def reject(self, parcel: Parcel, message: str) -> None:
         """Move a row the leaderboard will not take aside, with the reason, for a person to read."""
-        document = {"rejected_at": int(time.time()), "message": message, "row": _row_json(parcel.row)}
+        document = {"rejected_at": int(time.time()), "message": message, **_row_entry(parcel.row)}
         try:
             _write_durably(self._rejected / f"{_file_name(parcel.id)}.json", json.dumps(document, indent=2).encode())
         except OSError as exc:
@@ -135,7 +137,7 @@ class Outbox:
 
     def retire(self, parcel: Parcel, why: str) -> None:
         """Move a row that must not be posted any more to the archive, with the reason."""
-        line = json.dumps({"retired_at": int(time.time()), "why": why, "row": _row_json(parcel.row)})
+        line = json.dumps({"retired_at": int(time.time()), "why": why, **_row_entry(parcel.row)})
         path = self._state_dir / ARCHIVE
         try:
             with self._lock, path.open("a", encoding="utf-8") as archive:
@@ -169,8 +171,9 @@ class Outbox:
                 key = entry["id"]
                 if "row" in entry:
                     try:
-                        waiting[key] = Parcel(key, _row_from(entry["row"]), int(entry.get("attempts", 0)))
-                    except ValidationError as exc:  # whole, but not a row this version can post
+                        row = row_from(entry["row"], entry.get("kind"))
+                        waiting[key] = Parcel(key, row, int(entry.get("attempts", 0)))
+                    except (ValidationError, ValueError) as exc:  # whole, but not a row this version can post
                         self._unreadable.append((key, entry["row"], str(exc).splitlines()[0]))
                 elif "failed" in entry and key in waiting:
                     waiting[key] = replace(waiting[key], attempts=waiting[key].attempts + 1)
@@ -187,19 +190,16 @@ class Outbox:
 
     def _compact(self) -> None:
         lines = b"".join(
-            json.dumps({"id": p.id, "row": _row_json(p.row), "attempts": p.attempts}, separators=(",", ":")).encode()
+            json.dumps({"id": p.id, **_row_entry(p.row), "attempts": p.attempts}, separators=(",", ":")).encode()
             + b"\n"
             for p in self._waiting.values()
         )
         _write_durably(self._journal, lines)
 
 
-def _row_json(row: LeaderboardRow) -> dict[str, Any]:
-    return row.model_dump(mode="json")
-
-
-def _row_from(data: Any) -> LeaderboardRow:
-    return LeaderboardRow.model_validate(data)
+def _row_entry(row: Row) -> dict[str, Any]:
+    """A row as the journal, the archive and ``rejected/`` keep it: which kind, and its fields."""
+    return {"kind": kind_of(row), "row": row.model_dump(mode="json")}
 
 
 def _usable_file(path: Path) -> None:
