@@ -259,12 +259,14 @@ def _execute(config: Config, options: RunOptions, outputs: Outputs, *, webhook: 
                     result = run_cycle(config, options, observer, webhook=webhook)
             else:
                 result = run_cycle(config, options, LogObserver(), webhook=webhook)
+            # Still under the handlers: a signal while the outputs are written or the metrics pushed
+            # ends the run with 143/130 like any other, not by Python's default handler.
+            problems = _show(result, options, outputs)
     except Interrupted as exc:
-        # During discovery, or a second signal while the cycle winds down: once jobs run, the
-        # first signal makes the cycle itself stop and report.
+        # During discovery, a second signal while the cycle winds down, or during the outputs: once
+        # jobs run, the first signal makes the cycle itself stop and report.
         typer.echo(f"Interrupted by {exc}; rows already stored are sent by the next run.", err=True)
         return exc.exit_code
-    problems = _show(result, options, outputs)
     for problem in problems:
         typer.echo(f"Error: {problem}", err=True)
     code = exit_code(result, fail_on_job_failure=outputs.fail_on_job_failure, dry_run=options.dry_run)

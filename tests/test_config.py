@@ -83,7 +83,7 @@ BAD_CONFIGS = [
     (_with({"region": "fra"}), "region: must be the upper-case region code, e.g. 'FRA'"),
     (_with(pipeline={"contentType": "text/plain"}), "pipelines[0].contentType: Input should be"),
     (_with(pipeline={"capture_response": "maybe"}), "pipelines[0].capture_response: Input should be a valid boolean"),
-    (_with(pipeline={"timeout": 0}), "pipelines[0].timeout: Input should be greater than 0"),
+    (_with(pipeline={"timeout": 0}), "pipelines[0].timeout: Input should be greater than or equal to 0.1"),
     (_with(pipeline={"uri": "text-to-image"}), "pipelines[1].uri 'text-to-image' repeats pipelines[0]"),
     (
         _with(pipeline={"asset": "/nonexistent/x.png"}),
@@ -171,12 +171,35 @@ def test_secrets_from_the_environment_override_the_file(tmp_path: Path) -> None:
 
 
 def test_the_go_testers_live_video_block_loads(tmp_path: Path) -> None:
+    (tmp_path / "test-assets").mkdir()
+    (tmp_path / "test-assets" / "live.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom")
     block = {"mediaServerURL": "rtmp://mediamtx:1935", "testVideoPath": "test-assets/live.mp4",
              "testDurationSeconds": 30, "probeGracePeriodSeconds": 20, "orchMapping": {"0xa": ["https://a"]},
              "targetFPS": 24, "maxInitialLatencySeconds": 8, "maxProbeAttempts": 3}  # fmt: skip
     config = parse_config(_with({"liveVideo": block}), source=tmp_path / "c.json")
     assert config.live_video is not None
     assert (config.live_video.playback_base, config.live_video.target_fps) == ("rtmp://mediamtx:1935", 24)
+
+
+def test_the_test_video_resolves_beside_the_config_so_ffmpeg_finds_it_from_any_folder(tmp_path: Path) -> None:
+    (tmp_path / "live.mp4").write_bytes(b"video")
+    config = parse_config(_with({"liveVideo": {**LIVE, "testVideoPath": "live.mp4"}}), source=tmp_path / "c.json")
+    assert config.live_video is not None and config.live_video.source == str(tmp_path / "live.mp4")
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("mediaServerURL", "rtmp://mediamtx:1935/live"),
+        ("mediaServerURL", "rtmps://media.example:443"),
+        ("mediaServerURL", "http://127.0.0.1:8080"),  # FLV over HTTP, as the simulated media server takes it
+        ("playbackURL", "rtsp://mediamtx:8554"),
+        ("playbackURL", "https://media.example/hls"),
+    ],
+)
+def test_media_urls_of_the_schemes_ffmpeg_pushes_and_reads_load(key: str, url: str, tmp_path: Path) -> None:
+    config = parse_config(_with({"liveVideo": {**LIVE, key: url}}), source=tmp_path / "c.json")
+    assert config.live_video is not None and url in (config.live_video.media_server_url, config.live_video.playback_url)
 
 
 # Bad config files, byte for byte, with the exact line `ai-job-tester validate` prints for each
@@ -189,7 +212,137 @@ LIVE = {"mediaServerURL": "rtmp://mediamtx:1935"}
 UNKNOWN = "unknown key (check its spelling against the README's config reference)"
 HIDDEN = "the value is not shown"
 
+CONTROL = "contains a control character (NUL, CR, LF, tab…) or a lone surrogate"
+GATEWAY = {"broadcasterJobEndpoint": "http://g:8935", "broadcasterCliEndpoint": "http://g:7935"}
+NO_TOP_LEVEL = {"broadcasterJobEndpoint": None, "broadcasterCliEndpoint": None}
+DUPLICATE_LONG_URI = _with()
+DUPLICATE_LONG_URI["pipelines"][1]["uri"] = "/" * 100_000 + "segment-anything-2"
+
+# Values no file system call, socket or ffmpeg can use: refused at load by `validate` and `run` alike.
+UNUSABLE_VALUES = {
+    "asset with NUL": (_file(pipeline={"asset": "a\u0000b"}), f"pipelines[0].asset: {CONTROL}"),
+    "asset of 5000 characters": (
+        _file(pipeline={"asset": "a" * 5000}),
+        "pipelines[0].asset: is longer than 4096 characters",
+    ),
+    "asset name too long for the file system": (
+        _file(pipeline={"asset": "/" + "a" * 300}),
+        f"pipelines[0].asset: test file /{'a' * 198}… cannot be read (File name too long)",
+    ),
+    "segmentPath with NUL": (
+        _file({"transcoding": {"segmentPath": "seg\u0000.ts"}}),
+        f"transcoding.segmentPath: {CONTROL}",
+    ),
+    "segmentPath too long for the file system": (
+        _file({"transcoding": {"segmentPath": "/" + "s" * 300}}),
+        f"transcoding.segmentPath: test segment /{'s' * 198}… cannot be read (File name too long)",
+    ),
+    "stateDir with NUL": (_file({"stateDir": "state\u0000"}), f"stateDir: {CONTROL}"),
+    "stateDir of 5000 characters": (_file({"stateDir": "s" * 5000}), "stateDir: is longer than 4096 characters"),
+    "webhook address with NUL": (
+        _file({"internalWebServerAddress": "0.0.0.0\u0000"}),
+        f"internalWebServerAddress: {CONTROL}",
+    ),
+    "webhook address of 100 KB": (
+        _file({"internalWebServerAddress": "a" * 100_000}),
+        "internalWebServerAddress: is longer than 255 characters",
+    ),
+    "webhook address with a space": (
+        _file({"internalWebServerAddress": "0.0.0.0 "}),
+        "internalWebServerAddress: must be a host name or an IP address (letters, digits and . - _ : %)",
+    ),
+    "gateway webhook address with NUL": (
+        _file({"gateways": [{**GATEWAY, "internalWebServerAddress": "\u0000"}], **NO_TOP_LEVEL}),
+        f"gateways[0].internalWebServerAddress: {CONTROL}",
+    ),
+    "endpoint with NUL": (
+        _file({"broadcasterJobEndpoint": "http://g\u0000:8935"}),
+        f"broadcasterJobEndpoint: {CONTROL}",
+    ),
+    "endpoint of 100 KB": (
+        _file({"broadcasterCliEndpoint": "http://" + "g" * 100_000}),
+        "broadcasterCliEndpoint: is longer than 2048 characters",
+    ),
+    "test video with NUL": (
+        _file({"liveVideo": {**LIVE, "testVideoPath": "live\u0000.mp4"}}),
+        f"liveVideo.testVideoPath: {CONTROL}",
+    ),
+    "missing test video": (
+        _file({"liveVideo": {**LIVE, "testVideoPath": "/nonexistent/live.mp4"}}),
+        "liveVideo.testVideoPath: test file /nonexistent/live.mp4 does not exist",
+    ),
+    "test video that is a folder": (
+        _file({"liveVideo": {**LIVE, "testVideoPath": "/"}}),
+        "liveVideo.testVideoPath: test file / cannot be read (Is a directory)",
+    ),
+    "media server URL of one NUL": (
+        _file({"liveVideo": {"mediaServerURL": "\u0000"}}),
+        f"liveVideo.mediaServerURL: {CONTROL}",
+    ),
+    "media server URL without a scheme": (
+        _file({"liveVideo": {"mediaServerURL": "mediamtx:1935"}}),
+        "liveVideo.mediaServerURL: must be an absolute rtmp://, rtmps://, http:// or https:// URL with a host",
+    ),
+    "media server URL without a host": (
+        _file({"liveVideo": {"mediaServerURL": "rtmp:///live"}}),
+        "liveVideo.mediaServerURL: must be an absolute rtmp://, rtmps://, http:// or https:// URL with a host",
+    ),
+    "media server URL over RTSP, which ffmpeg's FLV push cannot use": (
+        _file({"liveVideo": {"mediaServerURL": "rtsp://mediamtx:8554"}}),
+        "liveVideo.mediaServerURL: must be an absolute rtmp://, rtmps://, http:// or https:// URL with a host",
+    ),
+    "playback URL of another scheme": (
+        _file({"liveVideo": {**LIVE, "playbackURL": "udp://239.0.0.1:1234"}}),
+        "liveVideo.playbackURL: must be an absolute rtmp://, rtmps://, http://, https://, rtsp:// or rtsps:// URL "
+        "with a host",
+    ),
+    "playback URL with a bad port": (
+        _file({"liveVideo": {**LIVE, "playbackURL": "rtmp://m:99999"}}),
+        "liveVideo.playbackURL: has an invalid port (Port out of range 0-65535)",
+    ),
+    "a repeated uri of 100 KB, cut in the line": (
+        json.dumps(DUPLICATE_LONG_URI).encode(),
+        f"pipelines[1].uri '{'/' * 79}…' repeats pipelines[0]; each route may be configured once",
+    ),
+}
+
+# Numbers that cannot measure anything: refused at load, not misreported at the first job.
+USELESS_NUMBERS = {
+    "timeout 1e-300": (
+        _file(pipeline={"timeout": 1e-300}),
+        "pipelines[0].timeout: Input should be greater than or equal to 0.1",
+    ),
+    "timeout 0.0005": (
+        _file(pipeline={"timeout": 0.0005}),
+        "pipelines[0].timeout: Input should be greater than or equal to 0.1",
+    ),
+    "maxDuration 1e-300": (_file({"maxDuration": 1e-300}), "maxDuration: Input should be greater than or equal to 1"),
+    **{
+        f"{key} 1e-300": (
+            _file({"liveVideo": {**LIVE, key: 1e-300}}),
+            f"liveVideo.{key}: Input should be greater than or equal to 1",
+        )
+        for key in (
+            "testDurationSeconds",
+            "maxInitialLatencySeconds",
+            "statusTimeoutSeconds",
+            "outputTimeoutSeconds",
+            "targetFPS",
+        )
+    },
+    "negative busy backoff": (
+        _file({"liveVideo": {**LIVE, "busyBackoffSeconds": -1}}),
+        "liveVideo.busyBackoffSeconds: Input should be greater than or equal to 0",
+    ),
+    "maxRowAgeSeconds under a minute": (
+        _file({"maxRowAgeSeconds": 1}),
+        "maxRowAgeSeconds: Input should be greater than or equal to 60",
+    ),
+}
+
 BAD_FILES = {
+    **UNUSABLE_VALUES,
+    **USELESS_NUMBERS,
     "unknown liveVideo key": (_file({"liveVideo": {**LIVE, "targetFps": 30}}), f"liveVideo.targetFps: {UNKNOWN}"),
     "misspelt liveVideo key": (_file({"liveVideo": {**LIVE, "busyPases": 2}}), f"liveVideo.busyPases: {UNKNOWN}"),
     "unknown pipeline key": (_file(pipeline={"timout": 5}), f"pipelines[0].timout: {UNKNOWN}"),
@@ -317,6 +470,20 @@ def test_a_bad_config_file_is_one_error_line_and_exit_2(content: bytes, message:
     path = tmp_path / "config.json"
     path.write_bytes(content)
     result = validate("-f", str(path))
+    assert (result.exit_code, result.stderr, result.stdout) == (2, f"Error: {path}: {message}\n", "")
+
+
+@pytest.mark.parametrize(("content", "message"), UNUSABLE_VALUES.values(), ids=UNUSABLE_VALUES.keys())
+def test_run_refuses_an_unusable_value_with_the_same_line_before_any_work(
+    content: bytes, message: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from ai_job_tester.cli import app
+
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    result = CliRunner().invoke(app, ["run", "-f", str(path)], catch_exceptions=False)
     assert (result.exit_code, result.stderr, result.stdout) == (2, f"Error: {path}: {message}\n", "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Mapping
@@ -126,14 +127,18 @@ def parse_config(raw: Any, *, source: Path, environ: Mapping[str, str] | None = 
     for index, pipeline in enumerate(config.pipelines):
         asset = _resolve_asset(pipeline, base=source.parent)
         if asset is not None:
-            problem = check_asset(asset, pipeline.resolved_file_field)
-            if problem:
-                raise ConfigError(f"{source}: pipelines[{index}].asset: test file {asset} {problem}")
-            paths[index] = asset
+            paths[index] = _checked(asset, pipeline.resolved_file_field, key=f"pipelines[{index}].asset", source=source)
     update: dict[str, Any] = {"asset_paths": paths}
     settings = config.transcoding_settings
     if settings is not None:
         update["transcode_segment"] = resolve_segment(settings, source=source)
+    live = config.live_video
+    if live is not None and live.source is not None:
+        # Checked now: a missing video would otherwise fail every live job as the orchestrator's LIVE_ERROR.
+        video = _checked(
+            _beside(live.source, base=source.parent), "video", key="liveVideo.testVideoPath", source=source
+        )
+        update["live_video"] = live.model_copy(update={"source": str(video)})
     if config.state_dir is not None and not config.state_dir.is_absolute():
         update["state_dir"] = source.parent / config.state_dir
     return config.model_copy(update=update)
@@ -156,13 +161,10 @@ def resolve_segment(settings: TranscodingConfig, *, source: Path) -> Segment:
         if problem:
             raise ConfigError(f"{source}: {where}: the bundled test segment {path} {problem}")
         return Segment(path, seconds, *BUNDLED_SEGMENT_SIZE)
-    path = Path(settings.segment_path).expanduser()
-    if not path.is_absolute():
-        beside_config = source.parent / path
-        path = beside_config if beside_config.exists() else Path.cwd() / path
+    path = _beside(settings.segment_path, base=source.parent)
     problem = check_segment(path)
     if problem:
-        raise ConfigError(f"{source}: {where}: test segment {path} {problem}")
+        raise ConfigError(f"{source}: {where}: test segment {printable(str(path), 200)} {problem}")
     executable = ffprobe()
     probed = probe_file(path, executable) if executable else None
     found = settings.segment_duration or (probed.duration if probed else None)
@@ -184,6 +186,8 @@ def check_segment(path: Path) -> str | None:
         return "does not exist"
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
+    except ValueError as exc:  # a name the file system cannot take
+        return f"cannot be read ({exc})"
     if size == 0:
         return "is empty"
     if size > MAX_SEGMENT_BYTES:
@@ -199,16 +203,29 @@ _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _AUDIO_MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
 
 
+def _checked(path: Path, file_field: str, *, key: str, source: Path) -> Path:
+    problem = check_asset(path, file_field)
+    if problem:
+        # The path is the file's own text, up to 4096 characters: cut it to keep the line readable.
+        raise ConfigError(f"{source}: {key}: test file {printable(str(path), 200)} {problem}")
+    return path
+
+
 def check_asset(path: Path, file_field: str) -> str | None:
-    """Return why a test file cannot be sent (missing, empty, wrong kind), or None when it can."""
+    """Return why a test file cannot be sent (missing, empty, wrong kind), or None when it can.
+
+    Only ``audio`` and ``image`` files are checked by their leading bytes (ffmpeg reads any video).
+    """
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
             head = handle.read(12)
     except FileNotFoundError:
         return "does not exist"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
+    except OSError as exc:  # also a name longer than the file system takes
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError:  # the schema refuses NUL; a path built in Python may still hold one
+        return "is not a usable path (it contains a NUL character)"
     if size == 0:
         return "is empty"
     if file_field == "audio":
@@ -229,11 +246,22 @@ def _resolve_asset(pipeline: PipelineConfig, *, base: Path) -> Path | None:
         if name is None:
             return None
         return bundled_asset(name) or Path("test-assets") / name
-    candidate = Path(pipeline.asset).expanduser()
+    return _beside(pipeline.asset, base=base)
+
+
+def _beside(name: str, *, base: Path) -> Path:
+    """Resolve a configured file name: as given when absolute, else beside the config, else in the current folder."""
+    candidate = Path(name)
+    with contextlib.suppress(RuntimeError):  # ~someone who does not exist: left as is, reported as missing
+        candidate = candidate.expanduser()
     if candidate.is_absolute():
         return candidate
     beside_config = base / candidate
-    return beside_config if beside_config.exists() else Path.cwd() / candidate
+    try:
+        found = beside_config.exists()
+    except (OSError, ValueError):  # a name too long for the file system: check_asset says so
+        found = True
+    return beside_config if found else Path.cwd() / candidate
 
 
 _HINTS = {
@@ -248,6 +276,7 @@ def _first_problem(exc: ValidationError, from_environment: Mapping[str, str]) ->
     if where in from_environment:
         where += f" (from {from_environment[where]})"
     where = printable(where, 120)  # an unknown key is the file's own text: keep it one inert line
+    message = printable(message, 300)  # pydantic's or a validator's: never more than one short line
     if exc.error_count() > 1:
         message += f" (and {exc.error_count() - 1} more problem(s))"
     return f"{where}: {message}" if where else message

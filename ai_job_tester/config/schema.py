@@ -25,6 +25,7 @@ from pydantic import (
 
 from ..domain import routes
 from ..domain.plan import Pipeline, TranscodeSpec, Variant
+from ..domain.text import printable
 from ..domain.transcode import DEFAULT_PROFILES, MAX_SEGMENT_SECONDS, PRESETS, Profile, Segment
 
 ContentType = Literal["application/json", "multipart/form-data"]
@@ -43,25 +44,74 @@ MAX_BUSY_PASSES = 100
 MAX_SEGMENTS = 100
 MAX_PROFILES = 8
 DEFAULT_SEGMENT_TIMEOUT_SECONDS = 40.0  # webhook ≤ 3 s + discovery ≤ 6 s + 3 attempts × 8 s (contract §2)
+# Sane minima: below them a value cannot measure anything (1e-300 came out as "unrouted").
+# A job gets 0.1 s, not 1 s: a simulated orchestrator on loopback answers in milliseconds and
+# the tests time it out at 0.5 s; under 0.1 s even a local gateway's connect can miss, and the
+# job is misreported.
+MIN_JOB_TIMEOUT_SECONDS = 0.1
+MIN_CYCLE_SECONDS = 1.0
+# ffmpeg takes about a second to start and the status is polled every 0.25 s.
+MIN_LIVE_SECONDS = 1.0
+MIN_FPS = 1.0
 
 MAX_TOKEN_CHARS = 4096
 MAX_SECRET_CHARS = 1024
 MIN_WEBHOOK_TOKEN_CHARS = 16
 MAX_WEBHOOK_TOKEN_CHARS = 256
+# PATH_MAX on Linux; a DNS name's length; a URL any server accepts in a request line.
+MAX_PATH_CHARS = 4096
+MAX_HOST_CHARS = 255
+MAX_URL_CHARS = 2048
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _URL_SAFE = re.compile("[A-Za-z0-9._~-]+")
+# What a host name or an IP address (IPv6 with a %zone) is spelt with; "" binds every interface.
+_HOST = re.compile("[A-Za-z0-9._:%-]*")
+# ffmpeg pushes FLV, which RTMP carries (and HTTP, as the simulated media server takes it);
+# the output is read by ffmpeg, which also reads RTSP.
+PUSH_SCHEMES = ("rtmp", "rtmps", "http", "https")
+PLAYBACK_SCHEMES = (*PUSH_SCHEMES, "rtsp", "rtsps")
 
 
-def _http_url(value: str) -> str:
+def _plain_text(value: Any, *, limit: int) -> Any:
+    """Refuse what no file system call, socket or ffmpeg argument takes; the messages never echo the value."""
+    if isinstance(value, str):
+        if len(value) > limit:
+            raise ValueError(f"is longer than {limit} characters")
+        if _CONTROL.search(value) or _SURROGATE.search(value):
+            raise ValueError("contains a control character (NUL, CR, LF, tab…) or a lone surrogate")
+    return value
+
+
+def _host(value: Any) -> Any:
+    value = _plain_text(value, limit=MAX_HOST_CHARS)
+    if isinstance(value, str) and not _HOST.fullmatch(value):
+        raise ValueError("must be a host name or an IP address (letters, digits and . - _ : %)")
+    return value
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an absolute http:// or https:// URL")
+    if parts.scheme not in schemes or not parts.hostname:
+        spelt = [f"{scheme}://" for scheme in schemes]
+        raise ValueError(f"must be an absolute {', '.join(spelt[:-1])} or {spelt[-1]} URL with a host")
     try:
         _ = parts.port
     except ValueError as exc:
         raise ValueError(f"has an invalid port ({exc})") from None
-    return value.rstrip("/")
+    return value
+
+
+def _http_url(value: str) -> str:
+    return _url(value, ("http", "https")).rstrip("/")
+
+
+def _push_url(value: str) -> str:
+    return _url(value, PUSH_SCHEMES)
+
+
+def _playback_url(value: str) -> str:
+    return _url(value, PLAYBACK_SCHEMES)
 
 
 def _optional_token(value: Any) -> Any:
@@ -128,8 +178,18 @@ def _host_name(value: str) -> str:
     return host
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HostName = Annotated[str, AfterValidator(_host_name)]
+
+
+def _bounded(limit: int) -> BeforeValidator:
+    return BeforeValidator(lambda value: _plain_text(value, limit=limit))
+
+
+HttpUrl = Annotated[str, _bounded(MAX_URL_CHARS), AfterValidator(_http_url)]
+PushUrl = Annotated[str, _bounded(MAX_URL_CHARS), AfterValidator(_push_url)]
+PlaybackUrl = Annotated[str, _bounded(MAX_URL_CHARS), AfterValidator(_playback_url)]
+PathText = Annotated[str, _bounded(MAX_PATH_CHARS), Field(min_length=1)]
+Host = Annotated[str, BeforeValidator(_host)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -146,20 +206,21 @@ class PromptVariant(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
-LiveSeconds = Annotated[float, Field(gt=0, le=MAX_LIVE_SECONDS)]
+LiveSeconds = Annotated[float, Field(ge=MIN_LIVE_SECONDS, le=MAX_LIVE_SECONDS)]
 
 
 class LiveVideoConfig(_Strict):
     """The ``liveVideo`` block: where live streams are pushed and read, and how they are judged."""
 
-    media_server_url: str = Field(alias="mediaServerURL", min_length=1)
-    playback_url: str | None = Field(default=None, alias="playbackURL")
+    media_server_url: PushUrl = Field(alias="mediaServerURL")
+    playback_url: PlaybackUrl | None = Field(default=None, alias="playbackURL")
     test_duration_seconds: LiveSeconds = Field(default=10.0, alias="testDurationSeconds")
-    target_fps: float = Field(default=30.0, gt=0, le=MAX_FPS, alias="targetFPS")
+    target_fps: float = Field(default=30.0, ge=MIN_FPS, le=MAX_FPS, alias="targetFPS")
     max_initial_latency_seconds: LiveSeconds = Field(default=10.0, alias="maxInitialLatencySeconds")
     status_timeout_seconds: LiveSeconds = Field(default=30.0, alias="statusTimeoutSeconds")
     output_timeout_seconds: LiveSeconds = Field(default=30.0, alias="outputTimeoutSeconds")
-    source: str | None = Field(default=None, alias="testVideoPath")
+    # Resolved and checked by ``load_config``, like a pipeline's asset.
+    source: PathText | None = Field(default=None, alias="testVideoPath")
     busy_passes: int = Field(default=3, ge=1, le=MAX_BUSY_PASSES, alias="busyPasses")
     busy_backoff_seconds: float = Field(default=10.0, ge=0, le=MAX_LIVE_SECONDS, alias="busyBackoffSeconds")
     # The Go tester's later keys: accepted by name so its files keep loading, and not used.
@@ -207,7 +268,7 @@ class TranscodingConfig(_Strict):
         min_length=1,
         max_length=MAX_PROFILES,
     )
-    segment_path: str | None = Field(default=None, alias="segmentPath", min_length=1)
+    segment_path: PathText | None = Field(default=None, alias="segmentPath")
     segment_duration: float | None = Field(default=None, gt=0, le=MAX_SEGMENT_SECONDS, alias="segmentDuration")
     timeout: float = Field(default=DEFAULT_SEGMENT_TIMEOUT_SECONDS, gt=0, le=MAX_JOB_TIMEOUT_SECONDS)
 
@@ -234,9 +295,9 @@ class PipelineConfig(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
     live: bool = False
     model_field: str | None = Field(default=None, min_length=1)
-    asset: str | None = Field(default=None, min_length=1)
+    asset: PathText | None = None
     file_field: str | None = Field(default=None, min_length=1)
-    timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, gt=0, le=MAX_JOB_TIMEOUT_SECONDS)
+    timeout: float = Field(default=DEFAULT_JOB_TIMEOUT_SECONDS, ge=MIN_JOB_TIMEOUT_SECONDS, le=MAX_JOB_TIMEOUT_SECONDS)
     verify_output: bool = True
     vary: bool = True
     prompt_variants: list[PromptVariant] | None = Field(default=None, alias="promptVariants")
@@ -268,7 +329,7 @@ class GatewayConfig(_Strict):
 
     broadcaster_job_endpoint: HttpUrl = Field(alias="broadcasterJobEndpoint")
     broadcaster_cli_endpoint: HttpUrl = Field(alias="broadcasterCliEndpoint")
-    internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
+    internal_web_server_address: Host = Field(default="0.0.0.0", alias="internalWebServerAddress")
     internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
     broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
 
@@ -280,7 +341,7 @@ class Config(_Strict):
     # "ai" keeps the Go tester's meaning (plus transcoding when a transcoding block is given).
     job_type: Literal["ai", "transcoding"] = Field(default="ai", alias="jobType")
     internal_web_server_port: Port = Field(default=7934, alias="internalWebServerPort")
-    internal_web_server_address: str = Field(default="0.0.0.0", alias="internalWebServerAddress")
+    internal_web_server_address: Host = Field(default="0.0.0.0", alias="internalWebServerAddress")
     metrics_api_endpoint: HttpUrl = Field(alias="metricsApiEndpoint")
     metrics_secret: Secret = Field(alias="metricsSecret", min_length=1)
     broadcaster_job_endpoint: HttpUrl | None = Field(default=None, alias="broadcasterJobEndpoint")
@@ -288,9 +349,9 @@ class Config(_Strict):
     broadcaster_request_token: Token = Field(default=None, alias="broadcasterRequestToken")
     webhook_token: WebhookToken = Field(default=None, alias="webhookToken")
     gateways: list[GatewayConfig] | None = Field(default=None, min_length=1)
-    max_duration: float | None = Field(default=None, gt=0, le=MAX_CYCLE_SECONDS, alias="maxDuration")
+    max_duration: float | None = Field(default=None, ge=MIN_CYCLE_SECONDS, le=MAX_CYCLE_SECONDS, alias="maxDuration")
     pipelines: list[PipelineConfig] = Field(default_factory=list)  # required for jobType "ai" (see below)
-    state_dir: Path | None = Field(default=None, alias="stateDir")
+    state_dir: Annotated[Path, _bounded(MAX_PATH_CHARS)] | None = Field(default=None, alias="stateDir")
     verify_tls: bool = Field(default=True, alias="verifyTls")
     capture_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=MAX_CAPTURE_BYTES, alias="captureLimitBytes")
     # Where the output check may download media besides the gateway's own host (its object store).
@@ -422,8 +483,8 @@ class Config(_Strict):
         for index, pipeline in enumerate(self.pipelines):
             if pipeline.route in seen:
                 raise ValueError(
-                    f"pipelines[{index}].uri {pipeline.uri!r} repeats pipelines[{seen[pipeline.route]}]; "
-                    "each route may be configured once"
+                    f"pipelines[{index}].uri {printable(pipeline.uri, 80)!r} repeats "
+                    f"pipelines[{seen[pipeline.route]}]; each route may be configured once"
                 )
             seen[pipeline.route] = index
         return self

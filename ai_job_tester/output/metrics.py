@@ -13,9 +13,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
 
 from ..domain.outcome import Outcome
 from ..domain.scores import key_of, score_cycle
+from ..network.deadline import within
 from .report import CycleReport
 
 JOB_LABELS = ("region", "orchestrator", "pipeline", "model")
+
+PUSH_DEADLINE_SECONDS = 15.0
+"""The whole push, connect to reply: the client's own timeout bounds each read, so a dripping
+Pushgateway would hold the process (and the cycle lock) for ever after the summary."""
 
 
 def registry_for(report: CycleReport) -> CollectorRegistry:
@@ -91,5 +96,14 @@ def write_textfile(path: Path, report: CycleReport) -> None:
 
 
 def push(url: str, report: CycleReport) -> None:
-    """Replace this region's metrics on a Pushgateway (job ``ai_job_tester_<region>``)."""
-    push_to_gateway(url, job=f"ai_job_tester_{report.region}", registry=registry_for(report), timeout=15)
+    """Replace this region's metrics on a Pushgateway (job ``ai_job_tester_<region>``) within the deadline.
+
+    A deadline miss raises ``DeadlineExceeded``, an ``OSError`` like urllib's own errors.
+    """
+    registry = registry_for(report)
+    within(
+        PUSH_DEADLINE_SECONDS,
+        lambda: push_to_gateway(url, job=f"ai_job_tester_{report.region}", registry=registry,
+                                timeout=PUSH_DEADLINE_SECONDS),
+        what="the metrics push",
+    )  # fmt: skip
