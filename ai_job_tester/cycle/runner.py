@@ -192,6 +192,7 @@ class _Cycle:
             posting_stopped=None if courier is None else courier.stopped,
             held_back=held_back,
             lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
+            lanes=len(self.lanes),
         )
 
     def _discover(self) -> tuple[Plan, list[str]]:
