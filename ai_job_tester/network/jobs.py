@@ -127,37 +127,50 @@ def send(
     request.extensions["wire_clock"] = clock
     try:
         _read(client, request, reply, clock, started, capture_limit)
-        outer = time.perf_counter() - started
-        wire = clock.round_trip()
-        elapsed = outer if wire is None or not 0 < wire <= outer else wire
+        finished = time.perf_counter()  # before copying the body out: that is the tester's time
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise GatewayUnreachable(
             f"cannot reach the gateway at {request.url.scheme}://{request.url.netloc.decode()} ({exc}): "
             "is it running, and is broadcasterJobEndpoint right?"
         ) from None
-    except httpx.TimeoutException:
-        fault, detail = TransportFault.TIMEOUT, f"no complete reply within {prepared.timeout:g} s"
-    except (MalformedReply, httpx.DecodingError) as exc:
-        fault, detail = TransportFault.MALFORMED, f"the reply is not valid HTTP ({exc})"
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        fault, detail = TransportFault.DROPPED, f"the connection closed before a complete reply ({exc})"
-    else:
+    except _FAULTS as exc:
+        fault, detail = _fault_of(exc, timeout=prepared.timeout)
         return Exchange(
             status=reply.status,
-            body=bytes(reply.captured),
-            round_trip=elapsed,
+            body=b"",
+            round_trip=time.perf_counter() - started,
             webhook_requests=webhook_requests() - hits_before,
-            captured_all=reply.complete,
-            stream=None if reply.meter is None else reply.meter.stats(),
+            fault=fault,
+            fault_detail=detail,
         )
     return Exchange(
         status=reply.status,
-        body=b"",
-        round_trip=time.perf_counter() - started,
+        body=bytes(reply.captured),
+        round_trip=_round_trip(clock, started, finished),
         webhook_requests=webhook_requests() - hits_before,
-        fault=fault,
-        fault_detail=detail,
+        captured_all=reply.complete,
+        stream=None if reply.meter is None else reply.meter.stats(),
     )
+
+
+# What ends a job as the orchestrator's transport fault (a connect failure is the gateway's, raised above).
+_FAULTS = (httpx.TimeoutException, httpx.DecodingError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def _fault_of(exc: Exception, *, timeout: float) -> tuple[TransportFault, str]:
+    """Name the transport fault an exception from sending or reading stands for, with its one-line detail."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportFault.TIMEOUT, f"no complete reply within {timeout:g} s"
+    if isinstance(exc, MalformedReply | httpx.DecodingError):  # MalformedReply before the RemoteProtocolError it is
+        return TransportFault.MALFORMED, f"the reply is not valid HTTP ({exc})"
+    return TransportFault.DROPPED, f"the connection closed before a complete reply ({exc})"
+
+
+def _round_trip(clock: WireClock, started: float, finished: float) -> float:
+    """The wire's round trip when the transport stamped one that fits inside the outer clock, else the outer one."""
+    outer = finished - started
+    wire = clock.round_trip()
+    return outer if wire is None or not 0 < wire <= outer else wire
 
 
 def _read(
