@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -157,3 +158,23 @@ def test_a_few_skipped_offers_are_still_listed_one_by_one_in_junit() -> None:
     skipped = tuple(SkippedOffer(f"0x{n:040x}", "Unknown", f"m{n}", "no pipeline") for n in range(3))
     root = ET.fromstring(to_junit(report([failed(job(1))], skipped)))
     assert root.get("skipped") == "3"
+
+
+@pytest.mark.parametrize(
+    ("lanes", "failures", "taken"),
+    [(1, 1, False), (2, 1, True), (3, 2, True), (2, 2, False)],
+    ids=["the only lane", "one of two", "two of three", "every lane"],
+)
+def test_the_summary_says_other_lanes_took_a_failed_lanes_jobs_only_when_some_were_left(
+    lanes: int, failures: int, taken: bool
+) -> None:
+    cycle = dataclasses.replace(
+        report([failed(job(1))]),
+        lanes=lanes,
+        lane_failures=tuple(f"lane {n}: stopped by an unexpected error: RuntimeError: bug" for n in range(failures)),
+    )
+    terminal, out = console()
+    render_summary(cycle, terminal)
+    shown = out.getvalue()
+    assert shown.count("stopped by an unexpected error") == failures
+    assert ("the other lanes took its jobs" in shown) is taken

@@ -19,6 +19,7 @@ from ai_job_tester.domain.outcome import TransportFault
 from ai_job_tester.domain.plan import PlannedJob
 from ai_job_tester.errors import GatewayUnreachable
 from ai_job_tester.network.jobs import PreparedJob, form_value, prepare, send
+from ai_job_tester.network.transport import MalformedReply
 
 from .conftest import GO_CONFIG
 
@@ -147,22 +148,39 @@ def test_body_capture_is_capped() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "fault"),
+    ("error", "fault", "detail"),
     [
-        (httpx.RemoteProtocolError("Server disconnected without sending a response."), TransportFault.DROPPED),
-        (httpx.ReadError("reset"), TransportFault.DROPPED),
-        (httpx.ReadTimeout("slow"), TransportFault.TIMEOUT),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), TransportFault.DROPPED,
+         "the connection closed before a complete reply (Server disconnected without sending a response.)"),
+        (httpx.ReadError("reset"), TransportFault.DROPPED, "the connection closed before a complete reply (reset)"),
+        (httpx.WriteError("broken pipe"), TransportFault.DROPPED,
+         "the connection closed before a complete reply (broken pipe)"),
+        (httpx.ReadTimeout("slow"), TransportFault.TIMEOUT, "no complete reply within 5 s"),
+        (httpx.WriteTimeout("slow"), TransportFault.TIMEOUT, "no complete reply within 5 s"),
+        (MalformedReply("bad chunk"), TransportFault.MALFORMED, "the reply is not valid HTTP (bad chunk)"),
+        (httpx.DecodingError("not gzip"), TransportFault.MALFORMED, "the reply is not valid HTTP (not gzip)"),
     ],
-)
-def test_transport_failures_after_connecting_are_orchestrator_faults(error: Exception, fault: TransportFault) -> None:
+)  # fmt: skip
+def test_transport_failures_after_connecting_are_orchestrator_faults(
+    error: Exception, fault: TransportFault, detail: str
+) -> None:
     with respx.mock:
         respx.post(f"{GATEWAY}/text-to-image").mock(side_effect=error)
         with httpx.Client() as client:
-            assert send(client, _prepared(), webhook_requests=lambda: 1).fault is fault
+            exchange = send(client, _prepared(), webhook_requests=lambda: 1)
+    assert (exchange.fault, exchange.fault_detail, exchange.body) == (fault, detail, b"")
 
 
-def test_a_gateway_that_refuses_connections_is_a_tester_error() -> None:
+@pytest.mark.parametrize("error", [httpx.ConnectError("refused"), httpx.ConnectTimeout("no answer")])
+def test_a_gateway_that_refuses_connections_is_a_tester_error(error: Exception) -> None:
     with respx.mock:
-        respx.post(f"{GATEWAY}/text-to-image").mock(side_effect=httpx.ConnectError("refused"))
+        respx.post(f"{GATEWAY}/text-to-image").mock(side_effect=error)
         with httpx.Client() as client, pytest.raises(GatewayUnreachable, match="broadcasterJobEndpoint"):
+            send(client, _prepared(), webhook_requests=lambda: 1)
+
+
+def test_an_error_that_is_no_transport_fault_is_not_made_into_one() -> None:
+    with respx.mock:
+        respx.post(f"{GATEWAY}/text-to-image").mock(side_effect=httpx.UnsupportedProtocol("gopher"))
+        with httpx.Client() as client, pytest.raises(httpx.UnsupportedProtocol):
             send(client, _prepared(), webhook_requests=lambda: 1)

@@ -145,3 +145,63 @@ def test_a_dripping_media_server_costs_the_output_check_at_most_its_timeout(
         fetched = media.fetch(client, url, MediaTarget("/stream/out.png", MediaKind.IMAGE))
     assert fetched.error is not None and "Timeout" in fetched.error
     assert fetched.seconds < 0.6 + 0.5
+
+
+IMAGE = b'{"images":[{"url":"/stream/out.png"}]}'
+HEAD_THEN_BODY = 0.2  # how long the peer waits between the headers and the body
+
+
+def _head_then_body(head: bytes, body: bytes, *, close_after: bool) -> Serve:
+    def serve(conn: socket.socket) -> None:
+        conn.sendall(head)
+        time.sleep(HEAD_THEN_BODY)  # the body comes in a later read than the headers
+        conn.sendall(body)
+        if close_after:
+            conn.shutdown(socket.SHUT_WR)  # the close is what ends a close-delimited body
+
+    return serve
+
+
+CLOSING = {
+    "Content-Length and Connection: close": (
+        OK + b"Connection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(IMAGE),
+        False,
+    ),
+    "HTTP/1.0 with Content-Length": (
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(IMAGE),
+        False,
+    ),
+    "HTTP/1.0 ended by the close": (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n", True),
+}
+
+
+@pytest.mark.parametrize(("head", "close_after"), CLOSING.values(), ids=CLOSING.keys())
+def test_a_valid_reply_that_closes_the_connection_passes_with_its_real_round_trip(
+    peer: Callable[[Serve], str], head: bytes, close_after: bool
+) -> None:
+    _, exchange = _send(peer(_head_then_body(head, IMAGE, close_after=close_after)))
+    verdict = classify("text-to-image", exchange)  # type: ignore[arg-type]
+    assert verdict.outcome is Outcome.PASSED, verdict.message
+    assert exchange.body == IMAGE  # type: ignore[attr-defined]
+    assert HEAD_THEN_BODY <= exchange.round_trip < HEAD_THEN_BODY + 0.3  # type: ignore[attr-defined]
+
+
+BAD_FRAMING = {
+    "Content-Length not a number": OK + b"Content-Length: 12abc\r\n\r\n" + IMAGE,
+    "negative Content-Length": OK + b"Content-Length: -5\r\n\r\n" + IMAGE,
+    "two different Content-Lengths": OK + b"Content-Length: 5\r\nContent-Length: 7\r\n\r\n" + IMAGE,
+    "a list of Content-Lengths": OK + b"Content-Length: 2, 2\r\n\r\n{}",
+    "header line with no colon, before the length": OK + b"NoColonHere\r\nContent-Length: 2\r\n\r\n{}",
+    "header line with no colon, after the length": OK + b"Content-Length: 2\r\nNoColonHere\r\n\r\n{}",
+    "unknown Transfer-Encoding": OK + b"Transfer-Encoding: banana\r\nContent-Length: 2\r\n\r\n{}",
+    "chunked not the only coding": OK + b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", BAD_FRAMING.values(), ids=BAD_FRAMING.keys())
+def test_a_reply_whose_framing_cannot_be_trusted_is_malformed_not_a_dropped_connection(
+    peer: Callable[[Serve], str], raw: bytes
+) -> None:
+    _, exchange = _send(peer(sends(raw)))
+    verdict = classify("text-to-image", exchange)  # type: ignore[arg-type]
+    assert verdict.error_code == "MALFORMED_REPLY", verdict.message

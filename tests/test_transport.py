@@ -155,6 +155,28 @@ def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(serve
     assert 0.05 <= round_trip < 0.3  # the body's arrival, not the moment it was read
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps are Linux's")
+def test_a_closing_reply_keeps_the_kernels_receive_stamp_for_a_body_that_comes_later(
+    server: Callable[..., str],
+) -> None:
+    def closing(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")
+        threading.Event().wait(0.05)
+        conn.sendall(b"ok")
+        conn.close()
+
+    clock = WireClock()
+    with client() as http:
+        request = http.build_request("GET", server(closing), extensions={"wire_clock": clock})
+        response = http.send(request, stream=True)
+        threading.Event().wait(0.4)  # the body waits in the socket, which http.client has already "closed"
+        assert response.read() == b"ok"
+    round_trip = clock.round_trip()
+    assert clock.kernel_stamped and round_trip is not None
+    assert 0.05 <= round_trip < 0.3
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="kernel transmit timestamps are Linux's")
 def test_the_clock_starts_at_the_kernels_transmit_stamp_and_the_connection_stays_reusable(
     server: Callable[..., str],

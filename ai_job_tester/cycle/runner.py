@@ -211,6 +211,7 @@ class _Cycle:
             held_back=held_back,
             lane_failures=tuple(f"lane {lane.number}: {lane.failed}" for lane in self.lanes if lane.failed),
             replay_tally=replays.tally,
+            lanes=len(self.lanes),
         )
 
     def _discover(self) -> tuple[Plan, list[str]]:

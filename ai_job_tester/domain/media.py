@@ -7,12 +7,11 @@ quote its bytes: they go into a public row.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .text import printable
+from .text import loads_untrusted, printable
 
 HEAD_BYTES = 512
 """How much of the media is kept to judge and describe it (the kind needs 16 bytes; text needs a few more)."""
@@ -90,7 +89,7 @@ def media_target(route: str, body: bytes) -> MediaTarget | None:
     if kind is None:
         return None
     try:
-        data = json.loads(body)
+        data = loads_untrusted(body)
     except ValueError:
         return None
     if not isinstance(data, dict):

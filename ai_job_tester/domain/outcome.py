@@ -6,8 +6,9 @@ Error codes posted to the leaderboard (and shown in the table):
 ``<status>``              the gateway answered with this non-2xx HTTP status
 ``TIMEOUT``               no complete reply within the pipeline's ``timeout``
 ``CONNECTION_DROPPED``    the connection closed before a complete reply
-``MALFORMED_REPLY``       the reply broke HTTP: status line, headers, chunking or
-                          content encoding
+``MALFORMED_REPLY``       the reply broke HTTP: status line, headers (a line with no
+                          colon, a bad Content-Length, a transfer coding other than
+                          chunked), chunking or content encoding
 ``INVALID_RESPONSE``      a 2xx whose body lacks the route's success shape
 ``STREAM_INCOMPLETE``     an LLM stream ended without a chunk with a ``finish_reason``
 ``STREAM_ERROR``          an LLM stream carried an ``error`` event

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from .text import loads_untrusted
 
 TEXT_ROUTES = frozenset({"llm", "image-to-text", "audio-to-text"})
 
@@ -15,8 +16,8 @@ def reply_text(route: str, body: bytes) -> str | None:
     if route == "llm" and body.lstrip().startswith(b"data:"):
         return _streamed(body)
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        data = loads_untrusted(body)
+    except ValueError:
         return None
     if not isinstance(data, dict):
         return None
@@ -38,8 +39,8 @@ def _streamed(body: bytes) -> str | None:
         if not line.startswith(b"data:"):
             continue
         try:
-            chunk = json.loads(line[5:])
-        except (ValueError, RecursionError):
+            chunk = loads_untrusted(line[5:])
+        except ValueError:
             continue
         choices = chunk.get("choices") if isinstance(chunk, dict) else None
         first = choices[0] if isinstance(choices, list) and choices else None

@@ -6,9 +6,10 @@ The gateway sends ``data: <json>`` lines and stops after the chunk whose
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from .text import loads_untrusted
 
 MAX_LINE_BYTES = 1024 * 1024
 """A stream line longer than this is not an LLM chunk: it is dropped, keeping memory bounded."""
@@ -67,7 +68,7 @@ class StreamMeter:
         if not line.startswith(b"data:"):
             return
         try:
-            chunk = json.loads(line[5:])
+            chunk = loads_untrusted(line[5:])
         except ValueError:
             return
         if not isinstance(chunk, dict):

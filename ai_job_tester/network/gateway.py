@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ import httpx
 
 from ..domain.discovery import Offers, Orchestrator, parse_ai_capabilities, parse_network_capabilities, parse_registered
 from ..domain.routes import is_live_capability
-from ..domain.text import gateway_message
+from ..domain.text import NestedTooDeep, gateway_message, loads_untrusted
 from ..errors import GatewayReplyError, GatewayUnreachable
 from .deadline import DeadlineExceeded, within
 
@@ -119,7 +118,9 @@ class GatewayCli:
                 else f"the gateway answered {path} with HTTP {reply.status_code} ({gateway_message(reply.body)})"
             )
         try:
-            return json.loads(reply.body)
+            return loads_untrusted(reply.body)
+        except NestedTooDeep as exc:
+            raise GatewayReplyError(f"the gateway's {path} reply is not JSON the tester accepts ({exc})") from None
         except ValueError:
             raise GatewayReplyError(
                 f"the gateway's {path} reply is not JSON ({gateway_message(reply.body, 80)})"

@@ -6,7 +6,6 @@ returns or raises, on success, failure, timeout or signal: no stream is left pub
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from ..config import LiveVideoConfig
 from ..domain import live
 from ..domain.live_verdict import LiveRun, live_params
 from ..domain.plan import PlannedJob
+from ..domain.text import loads_untrusted
 from .deadline import DeadlineExceeded, within
 
 POLL_SECONDS = 0.25
@@ -111,7 +111,7 @@ def _status(client: httpx.Client, gateway: str, stream: str) -> dict[str, Any] |
     if reply.status_code != 200:
         return None
     try:
-        data = json.loads(reply.content)
+        data = loads_untrusted(reply.content)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

@@ -8,7 +8,10 @@ transport; everything off the clock (discovery, posting, output checks) keeps ht
 Exceptions are mapped to httpx's, so callers cannot tell the difference. A kept-alive
 connection that the server has closed is noticed before the request is sent, never by
 sending a job twice. A reply that breaks HTTP (a garbage status line, too many or too long
-headers, bad chunking) raises ``MalformedReply``, never a raw ``http.client`` error.
+headers, a header line with no colon, a Content-Length that is not one whole number, a
+transfer coding other than chunked, bad chunking) raises ``MalformedReply``, never a raw
+``http.client`` error: http.client would guess around the framing ones and read the body
+as something it is not.
 
 A request may carry a ``WireClock`` (``extensions["wire_clock"]``): the transport stamps it
 when the request's first bytes go to the kernel and whenever reply bytes arrive. On Linux,
@@ -26,6 +29,7 @@ most the deadline, never the per-read timeout again and again.
 from __future__ import annotations
 
 import contextlib
+import email.errors
 import http.client
 import io
 import select
@@ -111,6 +115,45 @@ class MalformedReply(httpx.RemoteProtocolError):
 # What http.client raises for a reply it cannot parse (RemoteDisconnected, a subclass of
 # BadStatusLine, is a closed connection instead and is caught before these).
 _MALFORMED = (http.client.HTTPException, ValueError, UnicodeError)
+
+# The defects the email parser records, and parses on through, for a header block that is
+# not one: a line with no colon (the lines from there on become a "body" and are lost).
+_HEADER_DEFECTS = (email.errors.MissingHeaderBodySeparatorDefect, email.errors.FirstHeaderLineIsContinuationDefect)
+
+
+class _BadFraming(http.client.HTTPException):
+    """Headers that parse, but leave where the body ends, or what it is, to a guess."""
+
+
+class _CheckedResponse(http.client.HTTPResponse):
+    """http.client's response, refusing the framing that it would otherwise read leniently."""
+
+    def begin(self) -> None:
+        super().begin()
+        problem = _framing_problem(self.msg)
+        if problem is not None:
+            raise _BadFraming(problem)
+
+
+def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
+    if any(isinstance(defect, _HEADER_DEFECTS) for defect in headers.defects) or headers.get_payload():
+        return "a header line has no colon"
+    lengths = {value.strip() for value in headers.get_all("content-length") or ()}
+    # int() would take "+5" and "5_0", and http.client reads "5, 5" as no length at all (to the
+    # close): a Content-Length here is digits, the same each time it is given.
+    if lengths and (len(lengths) > 1 or not all(length.isascii() and length.isdigit() for length in lengths)):
+        return f"the Content-Length is not one whole number ({_describe_values(headers, 'content-length')})"
+    codings = [
+        part.strip().lower() for value in headers.get_all("transfer-encoding") or () for part in value.split(",")
+    ]
+    if codings and codings != ["chunked"]:
+        return f"the Transfer-Encoding is not chunked alone ({_describe_values(headers, 'transfer-encoding')})"
+    return None
+
+
+def _describe_values(headers: http.client.HTTPMessage, name: str) -> str:
+    text = ", ".join(repr(value) for value in headers.get_all(name) or ())
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 class _Body(httpx.SyncByteStream):
@@ -271,9 +314,7 @@ class StdlibTransport(httpx.BaseTransport):
         clock: WireClock | None = request.extensions.get("wire_clock")
         conn.clock = clock
         plain = deadline is None and clock is None
-        conn.response_class = (
-            http.client.HTTPResponse if plain else _wire_response(deadline, clock, kernel=conn.kernel_stamps)
-        )
+        conn.response_class = _CheckedResponse if plain else _wire_response(deadline, clock, kernel=conn.kernel_stamps)
         if deadline is not None and not isinstance(body, bytes):
             body = _paced(body, conn.sock, deadline)
         try:
@@ -349,11 +390,22 @@ def _describe(exc: BaseException) -> str:
 class _WireReader(io.RawIOBase):
     """Reads the socket given only the time left before the deadline, and stamps the clock on arrivals."""
 
-    def __init__(self, sock: socket.socket, deadline: float | None, clock: WireClock | None, kernel: bool) -> None:
+    def __init__(self, sock: socket.socket, deadline: float | None, clock: WireClock | None, kernel: bool,
+                 held: io.BufferedIOBase) -> None:  # fmt: skip
         self._sock, self._deadline, self._clock, self._kernel = sock, deadline, clock, kernel
+        # http.client's own file on the socket, left open until this reader closes: a socket
+        # closes for real only once its files are closed, and http.client closes the connection
+        # as soon as the headers of a reply that will close are in, before the body is read.
+        self._held = held
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        try:
+            self._held.close()
+        finally:
+            super().close()
 
     def readinto(self, buffer: Any) -> int:
         if self._deadline is not None:
@@ -381,11 +433,10 @@ def _kernel_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
 
 
 def _wire_response(deadline: float | None, clock: WireClock | None, *, kernel: bool) -> type[http.client.HTTPResponse]:
-    class WireResponse(http.client.HTTPResponse):
+    class WireResponse(_CheckedResponse):
         def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
             super().__init__(sock, *args, **kwargs)
-            self.fp.close()  # the socket stays open: http.client's connection owns it
-            self.fp = io.BufferedReader(_WireReader(sock, deadline, clock, kernel), 65536)
+            self.fp = io.BufferedReader(_WireReader(sock, deadline, clock, kernel, held=self.fp), 65536)
 
     return WireResponse
 

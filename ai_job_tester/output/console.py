@@ -404,8 +404,10 @@ def render_summary(report: CycleReport, console: Console) -> None:
         )
     if report.stopped:
         console.print(f"[red]the cycle stopped early:[/] {_inert(report.stopped, 600)}")
+    # With one lane, or none left standing, a failed lane's jobs went nowhere: "not run" above says so.
+    taken = "; the other lanes took its jobs" if report.lanes > len(report.lane_failures) else ""
     for failure in report.lane_failures:
-        console.print(f"[red]{_inert(failure, 600)}[/]; the other lanes took its jobs")
+        console.print(f"[red]{_inert(failure, 600)}[/]{taken}")
     if report.held_back:
         console.print(f"[red]health gate:[/] {_inert(report.held_back, 600)}")
     if report.interrupted is not None:

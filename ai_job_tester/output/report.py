@@ -60,6 +60,7 @@ class CycleReport:
     posting_stopped: str | None = None
     held_back: str | None = None  # why the health gate kept this cycle's failure rows back
     lane_failures: tuple[str, ...] = ()  # lanes whose gateway failed; others took their jobs
+    lanes: int = 1  # how many lanes the cycle ran: only lanes left standing can take a failed lane's jobs
     retired: int = 0  # rows too old to post as current, moved to archive.jsonl unsent
     replay_tally: Tally = field(default_factory=Tally)  # outputs compared and replays, over the state dir's life
 
