@@ -138,3 +138,28 @@ def test_gateways_config_is_checked(tmp_path: Path) -> None:
         parse_config({**base, **lane, "gateways": [lane]}, source=tmp_path)
     with pytest.raises(ConfigError, match="broadcasterCliEndpoint: required key is missing"):
         parse_config({**base, "broadcasterJobEndpoint": "http://g:8935"}, source=tmp_path)
+
+
+def test_live_jobs_go_to_a_lane_whose_gateway_is_still_up(
+    start_network: Callable[..., SimNetwork], write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from ai_job_tester.cycle import runner
+    from ai_job_tester.sandbox.network import shipped_pipelines
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("live jobs are planned only where ffmpeg is installed")
+    models = (SimModel("Text to image", "m"), SimModel("Live video to video", "comfyui"))
+    network = start_network([SimOrchestrator("0x" + "1" * 40, "https://o1.sim:8935", models)], gateways=2)
+    first = network.gateways[0]
+    first.on_job = first.stop  # lane 1's gateway dies at its first batch job
+    live = [p for p in shipped_pipelines() if p.get("live")]
+    ports = [free_port() for _ in network.gateways]
+    raw = network.tester_config(webhook_ports=ports, pipelines=T2I + live, liveVideo=network.live_video())
+    config = write_config(raw)
+    used: list[str] = []
+    monkeypatch.setattr(runner, "run_live", lambda jobs, lane: used.append(lane.job_endpoint))
+    result = invoke("run", "-f", str(config))
+    assert result.exit_code == 0, result.output
+    assert used == [network.gateways[1].http_url]  # never the dead gateway, whose jobs would all be blamed
