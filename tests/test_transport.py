@@ -6,7 +6,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -15,31 +15,6 @@ from ai_job_tester.network import transport
 from ai_job_tester.network.transport import StdlibTransport, WireClock
 
 from .conftest import free_port
-
-
-@pytest.fixture
-def server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
-    """Serve each accepted connection with the given function; return the base URL."""
-    listeners: list[socket.socket] = []
-
-    def start(serve: Callable[[socket.socket], None]) -> str:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listeners.append(listener)
-
-        def loop() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-        threading.Thread(target=loop, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}"
-
-    yield start
-    for listener in listeners:
-        listener.close()
 
 
 def _read_request(conn: socket.socket) -> bytes:
@@ -66,15 +41,15 @@ def client() -> httpx.Client:
     return httpx.Client(transport=StdlibTransport(), timeout=httpx.Timeout(1.0))
 
 
-def test_a_kept_alive_connection_serves_every_request(server: Callable[..., str]) -> None:
+def test_a_kept_alive_connection_serves_every_request(raw_server: Callable[..., str]) -> None:
     connections: list[int] = []
-    url = server(keep_alive(connections))
+    url = raw_server(keep_alive(connections))
     with client() as http:
         assert [http.get(url).text for _ in range(3)] == ["ok"] * 3
     assert len(connections) == 1
 
 
-def test_a_connection_the_server_closed_is_replaced_not_reused(server: Callable[..., str]) -> None:
+def test_a_connection_the_server_closed_is_replaced_not_reused(raw_server: Callable[..., str]) -> None:
     connections: list[int] = []
     closed = threading.Event()
 
@@ -85,7 +60,7 @@ def test_a_connection_the_server_closed_is_replaced_not_reused(server: Callable[
         conn.close()  # without saying Connection: close, as an idle timeout does
         closed.set()
 
-    url = server(once)
+    url = raw_server(once)
     with client() as http:
         assert http.get(url).text == "ok"
         assert closed.wait(5)  # the idle connection is gone before the next job, as in the field
@@ -104,9 +79,9 @@ def test_a_connection_the_server_closed_is_replaced_not_reused(server: Callable[
     ids=["dropped", "silent", "cut-short"],
 )  # fmt: skip
 def test_failures_come_out_as_httpx_errors(
-    server: Callable[..., str], serve: Callable[[socket.socket], None], error: type[Exception]
+    raw_server: Callable[..., str], serve: Callable[[socket.socket], None], error: type[Exception]
 ) -> None:
-    url = server(serve)
+    url = raw_server(serve)
     with client() as http, pytest.raises(error):
         http.get(url).read()
 
@@ -116,7 +91,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
         http.get(f"http://127.0.0.1:{free_port()}/")
 
 
-def test_a_streamed_body_is_sent_as_it_is_produced(server: Callable[..., str]) -> None:
+def test_a_streamed_body_is_sent_as_it_is_produced(raw_server: Callable[..., str]) -> None:
     received: list[bytes] = []
 
     def echo_length(conn: socket.socket) -> None:
@@ -129,7 +104,7 @@ def test_a_streamed_body_is_sent_as_it_is_produced(server: Callable[..., str]) -
         received.append(rest)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
-    url = server(echo_length)
+    url = raw_server(echo_length)
     pieces = (bytes([n]) * 1000 for n in range(5))
     with client() as http:
         http.post(url, content=pieces, headers={"Content-Length": "5000"})
@@ -137,7 +112,7 @@ def test_a_streamed_body_is_sent_as_it_is_produced(server: Callable[..., str]) -
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps are Linux's")
-def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(server: Callable[..., str]) -> None:
+def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(raw_server: Callable[..., str]) -> None:
     def late_body(conn: socket.socket) -> None:
         _read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
@@ -146,7 +121,7 @@ def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(serve
 
     clock = WireClock()
     with client() as http:
-        request = http.build_request("GET", server(late_body), extensions={"wire_clock": clock})
+        request = http.build_request("GET", raw_server(late_body), extensions={"wire_clock": clock})
         response = http.send(request, stream=True)
         threading.Event().wait(0.4)  # as if another lane held the interpreter when the body arrived
         assert response.read() == b"ok"
@@ -157,7 +132,7 @@ def test_time_the_interpreter_spends_elsewhere_stays_out_of_the_round_trip(serve
 
 @pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps are Linux's")
 def test_a_closing_reply_keeps_the_kernels_receive_stamp_for_a_body_that_comes_later(
-    server: Callable[..., str],
+    raw_server: Callable[..., str],
 ) -> None:
     def closing(conn: socket.socket) -> None:
         _read_request(conn)
@@ -168,7 +143,7 @@ def test_a_closing_reply_keeps_the_kernels_receive_stamp_for_a_body_that_comes_l
 
     clock = WireClock()
     with client() as http:
-        request = http.build_request("GET", server(closing), extensions={"wire_clock": clock})
+        request = http.build_request("GET", raw_server(closing), extensions={"wire_clock": clock})
         response = http.send(request, stream=True)
         threading.Event().wait(0.4)  # the body waits in the socket, which http.client has already "closed"
         assert response.read() == b"ok"
@@ -179,10 +154,10 @@ def test_a_closing_reply_keeps_the_kernels_receive_stamp_for_a_body_that_comes_l
 
 @pytest.mark.skipif(sys.platform != "linux", reason="kernel transmit timestamps are Linux's")
 def test_the_clock_starts_at_the_kernels_transmit_stamp_and_the_connection_stays_reusable(
-    server: Callable[..., str],
+    raw_server: Callable[..., str],
 ) -> None:
     connections: list[int] = []
-    url = server(keep_alive(connections))
+    url = raw_server(keep_alive(connections))
     with client() as http:
         for _ in range(3):
             clock = WireClock()
@@ -193,7 +168,7 @@ def test_the_clock_starts_at_the_kernels_transmit_stamp_and_the_connection_stays
     assert len(connections) == 1  # no stamp left queued made the idle connection look closed
 
 
-def test_a_slow_upload_is_inside_the_round_trip(server: Callable[..., str]) -> None:
+def test_a_slow_upload_is_inside_the_round_trip(raw_server: Callable[..., str]) -> None:
     body = b"x" * (8 * 1024 * 1024)  # far more than the socket buffers hold
 
     def slow_reader(conn: socket.socket) -> None:
@@ -206,18 +181,18 @@ def test_a_slow_upload_is_inside_the_round_trip(server: Callable[..., str]) -> N
 
     clock = WireClock()
     with client() as http:
-        request = http.build_request("POST", server(slow_reader), content=body, extensions={"wire_clock": clock})
+        request = http.build_request("POST", raw_server(slow_reader), content=body, extensions={"wire_clock": clock})
         assert http.send(request).text == "ok"
     round_trip = clock.round_trip()
     assert round_trip is not None and round_trip >= 0.3
 
 
 def test_a_kernel_that_refuses_the_stamp_request_still_gets_the_request(
-    server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    raw_server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(transport, "_TX_STAMPS", b"\x01")  # a malformed request: the kernel refuses it
     connections: list[int] = []
-    url = server(keep_alive(connections))
+    url = raw_server(keep_alive(connections))
     with client() as http:
         for _ in range(2):
             clock = WireClock()

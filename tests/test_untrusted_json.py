@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +106,8 @@ def test_a_deeply_nested_discovery_reply_is_a_gateway_reply_error() -> None:
 
 
 @pytest.fixture
-def deep_cli() -> Iterator[str]:
+def deep_cli(raw_server: Callable[[Callable[[socket.socket], None]], str]) -> str:
     """A gateway CLI port that answers every request with 200 and ``[`` × 100000."""
-    listener = socket.create_server(("127.0.0.1", 0))
     reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(DEEP) + DEEP
 
     def serve(conn: socket.socket) -> None:
@@ -119,17 +117,7 @@ def deep_cli() -> Iterator[str]:
                 data += chunk
             conn.sendall(reply)
 
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
+    return raw_server(serve)
 
 
 def test_a_deeply_nested_discovery_reply_is_one_error_line_and_exit_1(

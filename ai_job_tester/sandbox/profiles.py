@@ -34,6 +34,8 @@ def _preset(name: str, width: int, height: int, kbits: int, fps: int) -> tuple[s
     return name, Profile(name, width, height, kbits * 1000, fps)
 
 
+# The gateway's own copy of lpms's table, kept apart from the tester's (domain/transcode.py) on purpose:
+# a mistake in the tester's table must show up as a failed test, not be mirrored by the simulator.
 PRESETS: dict[str, Profile] = dict(
     (
         _preset("P720p60fps16x9", 1280, 720, 6000, 60),
