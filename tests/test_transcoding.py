@@ -27,6 +27,7 @@ from ai_job_tester.domain.transcode import (
     SegmentResult,
     judge_segment,
     manifest_id,
+    parse_ffmpeg_report,
     parse_probe,
     ts_problem,
 )
@@ -157,11 +158,11 @@ def test_a_users_segment_is_probed_for_duration_and_size(segment_file: Path, tmp
     assert segment.content_duration == "2000" and segment.resolution == "640x360"
 
 
-def test_without_ffprobe_a_users_segment_needs_its_duration(
+def test_without_a_prober_a_users_segment_needs_its_duration(
     segment_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("ai_job_tester.config.loading.ffprobe", lambda: None)
-    with pytest.raises(ConfigError, match=r"transcoding.segmentDuration: give the duration of .* not installed"):
+    with pytest.raises(ConfigError, match=r"segmentDuration: give the duration of .* is installed to read it"):
         parse_config(go_raw(transcoding={"segmentPath": str(segment_file)}), source=tmp_path / "c.json")
     block = {"segmentPath": str(segment_file), "segmentDuration": 2.5}
     segment = spec_of(parse_config(go_raw(transcoding=block), source=tmp_path / "c.json")).segment
@@ -261,6 +262,22 @@ def test_ffprobes_json_is_read_for_size_and_video_duration() -> None:
     text = '{"streams":[{"width":256,"height":144,"duration":"2.000000"}],"format":{"duration":"2.021"}}'
     assert parse_probe(text) == Probe(256, 144, 2.0)
     assert parse_probe("not json") is None and parse_probe("{}") is None
+
+
+FFMPEG_REPORT = """Input #0, mpegts, from 'pipe:0':
+  Duration: N/A, start: 1.445333, bitrate: N/A
+  Stream #0:0[0x100]: Video: h264 (Main) ([27][0][0][0] / 0x001B), yuv420p(progressive), 426x240 [SAR 1:1 DAR 16:9], \
+30 fps, 30 tbr, 90k tbn
+  Stream #0:1[0x101]: Audio: aac (LC) ([15][0][0][0] / 0x000F), 48000 Hz, stereo, fltp, 65 kb/s
+frame=    1 fps=0.0 q=-1.0 size=N/A time=-00:00:00.06 bitrate=N/A speed=N/A    \
+frame=   60 fps=0.0 q=-1.0 Lsize=N/A time=00:00:01.90 bitrate=N/A speed=7.95e+03x
+"""
+
+
+def test_where_only_ffmpeg_is_installed_its_report_gives_size_and_duration() -> None:
+    # The image ships a static ffmpeg and no ffprobe: the size check must not depend on ffprobe.
+    assert parse_ffmpeg_report(FFMPEG_REPORT) == Probe(426, 240, 2.0)
+    assert parse_ffmpeg_report("pipe:0: Invalid data found when processing input") is None
 
 
 @pytest.mark.parametrize(

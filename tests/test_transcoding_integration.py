@@ -91,8 +91,8 @@ def test_each_fault_is_the_orchestrators_failure_with_its_own_code(
     write_config: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
-    if fault is TranscodeFault.WRONG_RESOLUTION and shutil.which("ffprobe") is None:
-        pytest.skip("a rendition's size is read with ffprobe")
+    if fault is TranscodeFault.WRONG_RESOLUTION and shutil.which("ffprobe") is None and shutil.which("ffmpeg") is None:
+        pytest.skip("a rendition's size is read with ffprobe or ffmpeg")
     network = start_network([transcoder(1), transcoder(2, fault, **behaviour)])
     result = run(network, write_config, tmp_path, **block)
     assert result.exit_code == 0, result.output
@@ -244,3 +244,21 @@ def test_a_spent_budget_defers_transcoding_and_the_next_cycle_runs_it(
     assert first.report["total_jobs_deferred"] == 2 and network.leaderboard.transcoding_rows == []
     second = run(network, write_config, tmp_path, segments=1)
     assert second.exit_code == 0 and len(network.leaderboard.transcoding_rows) == 2
+
+
+def test_a_wrong_resolution_is_caught_with_ffmpeg_alone_as_in_the_image(
+    start_network: Callable[..., SimNetwork],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "ffprobe" else which(name, *a, **k))
+    network = start_network([transcoder(1), transcoder(2, TranscodeFault.WRONG_RESOLUTION)])
+    result = run(network, write_config, tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = {row.orchestrator: row for row in network.leaderboard.transcoding_rows}
+    assert rows[transcoder(1).address].success_rate == 1.0
+    assert rows[transcoder(2).address].errors[0].error_code == "BAD_RENDITION"

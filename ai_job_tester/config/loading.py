@@ -148,7 +148,7 @@ def resolve_segment(settings: TranscodingConfig, *, source: Path) -> Segment:
     """Find and check the segment every push sends, and learn its duration and size.
 
     The bundled clip's are known; a file of the user's is read with ffprobe, or needs
-    ``segmentDuration`` where ffprobe is not installed.
+    ``segmentDuration`` where neither ffprobe nor ffmpeg is installed.
     """
     where = "transcoding.segmentPath"
     if settings.segment_path is None:
@@ -169,7 +169,7 @@ def resolve_segment(settings: TranscodingConfig, *, source: Path) -> Segment:
     probed = probe_file(path, executable) if executable else None
     found = settings.segment_duration or (probed.duration if probed else None)
     if found is None:
-        why = "ffprobe is not installed to read it" if executable is None else "ffprobe could not read it"
+        why = "neither ffprobe nor ffmpeg is installed to read it" if executable is None else "it could not be probed"
         raise ConfigError(f"{source}: transcoding.segmentDuration: give the duration of {path} in seconds ({why})")
     if found > MAX_SEGMENT_SECONDS:
         raise ConfigError(f"{source}: {where}: test segment {path} lasts {found:g} s; a gateway takes 300 s at most")

@@ -166,6 +166,30 @@ def parse_probe(text: str) -> Probe | None:
     return Probe(width, height, duration)
 
 
+_FFMPEG_SIZE = re.compile(r"Stream #\S+: Video: .*?, (\d{1,5})x(\d{1,5})\b")
+_FFMPEG_FPS = re.compile(r"Stream #\S+: Video: .*?, (\d+(?:\.\d+)?) fps\b")
+_FFMPEG_FRAMES = re.compile(r"frame=\s*(\d+)")
+
+
+def parse_ffmpeg_report(text: str) -> Probe | None:
+    """Read what ``ffmpeg -i X -map 0:v:0 -c copy -f null -`` prints, where ffprobe is not installed.
+
+    The size comes from the video stream's line, the duration from the frames copied over its
+    frame rate (a piped MPEG-TS has no container duration).
+    """
+    size = _FFMPEG_SIZE.search(text)
+    fps = _FFMPEG_FPS.search(text)
+    frames = _FFMPEG_FRAMES.findall(text)
+    width = _number(size.group(1), int) if size else None
+    height = _number(size.group(2), int) if size else None
+    rate = _number(fps.group(1), float) if fps else None
+    count = _number(frames[-1], int) if frames else None
+    duration = count / rate if count and rate else None
+    if width is None and height is None and duration is None:
+        return None
+    return Probe(width, height, duration)
+
+
 def _number(value: Any, kind: type[int] | type[float]) -> Any:
     try:
         number = kind(value)
