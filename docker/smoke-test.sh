@@ -111,7 +111,7 @@ say "building the image with $engine"
 port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # Orchestrators take 0.5 s a job: a cycle lasts long enough to be stopped in the middle.
 "$python" -m ai_job_tester.sandbox serve --config-out "$work/config.json" --webhook-port "$port" \
-  --latency 0.5 --live --no-secret --state-file "$work/leaderboard.json" >"$work/sim.log" 2>&1 &
+  --latency 0.5 --live --transcoding --no-secret --state-file "$work/leaderboard.json" >"$work/sim.log" 2>&1 &
 sim_pid=$!
 wait_for 30 "simulated network" test -s "$work/config.json"
 
@@ -154,6 +154,11 @@ first_rows="$(rows)"
 import json, sys
 rows = json.load(open(sys.argv[1]))["rows"]
 sys.exit(0 if any(r["pipeline"] == "Live video to video" and r["success_rate"] == 1 for r in rows) else 1)
+EOF
+"$python" - "$work/leaderboard.json" <<'EOF' || die "no passing transcoding row at the leaderboard (ffmpeg in the image?)"
+import json, sys
+rows = json.load(open(sys.argv[1]))["transcoding_rows"]
+sys.exit(0 if any(r["success_rate"] == 1 and r["segments_received"] > 0 for r in rows) else 1)
 EOF
 not_tester="$(find "$work/state" ! -uid "$tester_uid")"
 [ -z "$not_tester" ] || die "state files not owned by $tester_uid: $not_tester"

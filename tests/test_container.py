@@ -385,7 +385,7 @@ def test_the_simulated_network_serves_in_the_foreground_until_sigterm(tmp_path: 
     config, state = tmp_path / "config.json", tmp_path / "leaderboard.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai_job_tester.sandbox", "serve", "--config-out", str(config), "--webhook-port", "7934",
-         "--latency", "0.5", "--no-secret", "--state-file", str(state)],
+         "--latency", "0.5", "--transcoding", "--no-secret", "--state-file", str(state)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -393,6 +393,7 @@ def test_the_simulated_network_serves_in_the_foreground_until_sigterm(tmp_path: 
         written = json.loads(config.read_text())
         assert written["internalWebServerAddress"] == "127.0.0.1" and written["internalWebServerPort"] == "7934"
         assert "metricsSecret" not in written and "liveVideo" not in written
+        assert written["transcoding"] == {}  # the image tests transcoding too
         assert stat.S_IMODE(config.stat().st_mode) == 0o644  # a tester under another uid reads it
         assert json.loads(state.read_text())["rows"] == []
     finally:

@@ -1,7 +1,7 @@
 """Run the simulated network in the foreground, for a tester started elsewhere (e.g. in a container).
 
     python -m ai_job_tester.sandbox serve --config-out /tmp/sim/config.json --webhook-port 7934 \\
-        [--latency 1.0] [--live] [--no-secret] [--state-file /tmp/sim/state.json]
+        [--latency 1.0] [--live] [--transcoding] [--no-secret] [--state-file /tmp/sim/state.json]
 
 It writes the tester's config for the network (``SimNetwork.tester_config``), then runs until
 SIGTERM or SIGINT. With ``--state-file`` it keeps a JSON file up to date with what the simulated
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--webhook-address", default="127.0.0.1", help="where the tester's webhook binds")
     serve.add_argument("--latency", type=float, default=None, help="seconds every orchestrator takes per job")
     serve.add_argument("--live", action="store_true", help="add a liveVideo block (the tester needs ffmpeg)")
+    serve.add_argument("--transcoding", action="store_true", help="add a transcoding block: AI and transcoding tests")
     serve.add_argument("--no-secret", action="store_true", help="leave metricsSecret out (give METRICS_SECRET)")
     serve.add_argument("--state-file", type=Path, default=None, help="keep what the leaderboard stored here")
     args = parser.parse_args(argv)
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         extra: dict[str, Any] = {"internalWebServerAddress": args.webhook_address}
         if args.live:
             extra["liveVideo"] = network.live_video()
+        if args.transcoding:
+            extra["transcoding"] = {}
         config = network.tester_config(webhook_port=args.webhook_port, **extra)
         if args.no_secret:
             del config["metricsSecret"]
