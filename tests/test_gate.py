@@ -28,3 +28,20 @@ def test_unattributable_jobs_are_no_evidence_either_way() -> None:
 
 def test_zero_turns_the_gate_off() -> None:
     assert verdict_on([result(o, 1.0, passed=False) for o in "abcde"], 0) is None
+
+
+def test_an_output_shared_by_three_orchestrators_is_the_gateways_not_theirs() -> None:
+    from dataclasses import replace
+
+    from ai_job_tester.domain.gate import shared_outputs
+
+    def with_print(result: JobResult, digest: str, replayed: bool) -> JobResult:
+        verdict = Verdict(Outcome.FAILED, "REPLAYED_OUTPUT", "same") if replayed else result.verdict
+        return replace(result, fingerprint=digest, verdict=verdict)
+
+    a, b, c = (result(f"0x{n}", 1.0) for n in "abc")
+    assert shared_outputs([with_print(a, "d", False), with_print(b, "d", True)]) == {}
+    three = [with_print(a, "d", False), with_print(b, "d", True), with_print(c, "d", True)]
+    assert shared_outputs(three) == {"d": 3}
+    one_cacher = [with_print(a, "e", False), with_print(replace(a, started_at=2), "e", True)]
+    assert shared_outputs(one_cacher) == {}

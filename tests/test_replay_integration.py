@@ -144,3 +144,30 @@ def test_a_damaged_fingerprint_file_is_set_aside_and_rebuilt(runs: Callable[...,
     assert [job["outcome"] for job in report["jobs"]] == ["passed"]
     assert (tester.state / (FINGERPRINTS_FILE + ".broken")).read_bytes() == content
     assert json.loads((tester.state / FINGERPRINTS_FILE).read_text())["checked"] == 1
+
+
+def test_one_object_served_to_every_orchestrator_is_the_gateways_fault_and_held(
+    runs: Callable[..., Runs], state_home: Path
+) -> None:
+    """Three or more orchestrators with the very same media: the gateway's store, not each one's cache."""
+    from ai_job_tester.sandbox.replies import png
+
+    tester = runs([orchestrator(d, SimModel("Text to image", "sdxl")) for d in "1234"], [T2I])
+    tester.network.gateway.one_object = png(b"the store's one object")
+    args = ["run", "-f", str(tester.config), "--state-dir", str(tester.state)]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 6, result.output  # the health gate held rows
+    assert "4 orchestrators returned the very same output" in result.output
+    stored = tester.network.leaderboard.rows
+    assert len(stored) == 1 and stored[0].success_rate == 1  # only the first, which nothing contradicts
+    assert not [r for r in stored if r.errors and r.errors[0].error_code == "REPLAYED_OUTPUT"]
+
+
+def test_a_single_cacher_among_honest_orchestrators_is_still_posted(runs: Callable[..., Runs]) -> None:
+    """The hold for shared outputs never shields one orchestrator replaying its own output."""
+    honest = [orchestrator(d, SimModel("Text to image", "sdxl")) for d in "12"]
+    cacher = orchestrator("c", SimModel("Text to image", "sdxl"), SimModel("Text to image", "flux"), fault=Fault.REPLAY)
+    tester = runs([*honest, cacher], [T2I])
+    tester.cycle()
+    [row] = [r for r in tester.network.leaderboard.rows if r.errors and r.errors[0].error_code == "REPLAYED_OUTPUT"]
+    assert row.orchestrator == CACHER

@@ -5,7 +5,9 @@ See ``domain/gate.py`` for why. Two holds:
 - until a job of this cycle passes, every failure is held (a broken tester fails everyone);
 - a failure with a 4xx after routing is held per pipeline and model until another
   orchestrator of that pipeline and model passes or fails differently (one wrong
-  parameter in our request would otherwise zero the pipeline for everyone).
+  parameter in our request would otherwise zero the pipeline for everyone);
+- a replayed output is held to the end of the cycle: posted if few orchestrators share
+  it, held if many do (the gateway's one object, not each orchestrator's cache).
 
 Results are updated with what happened to their row (``on_delivery``), so the summary and
 the report say "held" for a held row and "posted" once it was.
@@ -17,7 +19,16 @@ import logging
 from collections.abc import Callable
 
 from ..domain.delivery import Delivery
-from ..domain.gate import HELD_MESSAGE, REFUSED_MESSAGE, is_client_error, refused_requests, tester_fault
+from ..domain.fingerprints import REPLAYED_OUTPUT
+from ..domain.gate import (
+    HELD_MESSAGE,
+    REFUSED_MESSAGE,
+    REPLAY_MESSAGE,
+    is_client_error,
+    refused_requests,
+    shared_outputs,
+    tester_fault,
+)
 from ..domain.outcome import Outcome
 from ..domain.results import JobResult, build_row
 from ..domain.rows import Row
@@ -43,6 +54,7 @@ class Dispatch:
         self._held_now: list[tuple[int, Parcel]] = []  # (index in results, parcel) held until a pass
         self._refused: dict[Key, tuple[str, list[tuple[int, Parcel]]]] = {}  # 4xx code and rows held
         self._cleared: set[Key] = set()  # pipelines and models whose 4xx failures are the orchestrators'
+        self._replays: list[tuple[int, Parcel]] = []  # replayed outputs, decided at the end of the cycle
         self.on_delivery: Callable[[int, Delivery], None] = lambda index, delivery: None
 
     def take(self, results: dict[int, JobResult], index: int) -> None:
@@ -51,6 +63,10 @@ class Dispatch:
         if self._courier is None or not result.scored:
             return
         row = build_row(result, self._region)
+        if result.verdict.error_code == REPLAYED_OUTPUT:
+            self._replays.append((index, self._held.put(row)))
+            results[index] = result.delivered(Delivery(False, None, REPLAY_MESSAGE, held=True))
+            return
         key = (result.job.capability, result.job.model)
         code = result.verdict.error_code
         refused = self._refused.get(key)
@@ -91,10 +107,35 @@ class Dispatch:
                 self._release(results)
             elif verdict is None:
                 verdict = "the cycle ended before any job passed; failure rows stay held (see `ai-job-tester outbox`)"
+        reasons += self._decide_replays(results, conclusive=conclusive)
         message = "; ".join(([verdict] if verdict else []) + reasons) or None
         if message:
             log.error("%s", message)
         return message
+
+    def _decide_replays(self, results: dict[int, JobResult], *, conclusive: bool) -> list[str]:
+        """Post the replays few orchestrators share; keep those many share (and all, when the cycle stopped)."""
+        if self._courier is None or not self._replays:
+            return []
+        shared = shared_outputs(list(results.values()))
+        kept = []
+        for index, parcel in self._replays:
+            if conclusive and results[index].fingerprint not in shared:
+                self._send(results, index, parcel.row)
+                self._held.delivered(parcel)
+            else:
+                kept.append((index, parcel))
+        self._replays = kept
+        if not kept:
+            return []
+        if not conclusive:
+            return [f"the cycle ended early: {len(kept)} replayed-output rows stay held (see `ai-job-tester outbox`)"]
+        return [
+            f"{count} orchestrators returned the very same output: the gateway or its object store more likely "
+            f"served one object to every job than each of them replayed it; their {len(kept)} REPLAYED_OUTPUT rows "
+            "are held, not posted"
+            for count in sorted(set(shared.values()))
+        ]
 
     def _send(self, results: dict[int, JobResult], index: int, row: Row) -> None:
         assert self._courier is not None

@@ -13,11 +13,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from .fingerprints import REPLAYED_OUTPUT
 from .outcome import Outcome
 from .results import JobResult
 
 HELD_MESSAGE = "held: no job of this cycle has passed yet"
 REFUSED_MESSAGE = "held: every orchestrator tested for this pipeline and model refused the request the same way"
+REPLAY_MESSAGE = "held: a replayed output waits for the end of the cycle, to see how many orchestrators share it"
+
+REPLAY_SPREAD = 3
+"""Distinct orchestrators of a cycle with one identical output, from which it is the gateway's, not theirs.
+
+One orchestrator answering from its cache repeats its own output; the same bytes from three
+or more orchestrators points at what they share: the gateway or its object store serving one
+object for every job.
+"""
 
 
 def tester_fault(results: Sequence[JobResult], min_orchestrators: int) -> str | None:
@@ -55,3 +65,17 @@ def refused_requests(results: Sequence[JobResult]) -> list[tuple[str, str, str]]
         if len(codes) == 1 and all(r.outcome is Outcome.FAILED for r in group) and is_client_error(code):
             refused.append((pipeline, model, str(code)))
     return refused
+
+
+def shared_outputs(results: Sequence[JobResult], spread: int = REPLAY_SPREAD) -> dict[str, int]:
+    """Fingerprints of replayed outputs that ``spread`` or more orchestrators of the cycle returned, with how many.
+
+    Those replays are held, not posted: blaming each orchestrator for the gateway's one object
+    would zero them all.
+    """
+    replayed = {r.fingerprint for r in results if r.verdict.error_code == REPLAYED_OUTPUT and r.fingerprint}
+    owners: dict[str, set[str]] = defaultdict(set)
+    for result in results:
+        if result.fingerprint in replayed:
+            owners[result.fingerprint].add(result.job.orchestrator.address)
+    return {digest: len(who) for digest, who in owners.items() if len(who) >= spread}

@@ -91,6 +91,7 @@ class SimGateway:
         self.live = LiveRouter(self.orchestrators)
         self.media_delay = 0.0  # seconds before a media download answers
         self.on_media: Callable[[], None] | None = None  # runs as a download arrives, e.g. to crash the gateway
+        self.one_object: bytes | None = None  # a broken store: every media URL serves these same bytes
         self.ingest = PushIngest(
             self.transcode_listing, max_sessions=max_sessions, stream_idle_seconds=stream_idle_seconds
         )
@@ -256,6 +257,8 @@ class _JobHandler(QuietHandler):
             self.close_connection = True  # a crashed gateway answers nothing
             return
         data = _owner(self).media.get(path)
+        if data is not None and _owner(self).one_object is not None:
+            data = _owner(self).one_object
         if data is None:
             self.reply(404, b"not found\n", "text/plain")
         else:
