@@ -51,18 +51,19 @@ def test_media_that_is_missing_or_of_the_wrong_kind_fails_the_job(
     assert row.success_rate == 0 and row.errors[0].error_code == "BAD_OUTPUT"
 
 
-@pytest.mark.parametrize(("media_hosts", "outcome"), [([], "failed"), (["localhost"], "passed")])
+@pytest.mark.parametrize(("media_hosts", "outcome"), [([], "rejected"), (["localhost"], "passed")])
 def test_media_on_another_host_are_fetched_only_when_the_config_allows_it(
     network: SimNetwork, sim_config: Callable[..., Path], tmp_path: Path, media_hosts: list[str], outcome: str
 ) -> None:
-    """A reply naming media elsewhere fails BAD_OUTPUT unfetched, unless mediaHosts lists that host."""
+    """Media on a host mediaHosts does not list are not fetched, and the unchecked job is not posted."""
     network.orchestrators[0].fault = Fault.FOREIGN_MEDIA
     # "localhost" is the simulated gateway under another name: fetched, the media would pass.
     job = one_job(network, sim_config, "text-to-image", tmp_path, mediaHosts=media_hosts)
     assert job["outcome"] == outcome
-    if outcome == "failed":
-        assert job["error_code"] == "BAD_OUTPUT"
+    if outcome == "rejected":  # the gateway writes media URLs: an unlisted store is the config's, not theirs
+        assert job["error_code"] == "MEDIA_HOST_NOT_ALLOWED" and not job["posted"]
         assert "was not fetched: its host 'localhost' is neither the gateway's nor in mediaHosts" in job["message"]
+        assert network.leaderboard.rows == []
 
 
 @pytest.mark.parametrize(("pipeline", "kind"), [("image-to-video", "video"), ("text-to-speech", "speech")])

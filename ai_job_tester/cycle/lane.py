@@ -126,6 +126,11 @@ class Lane:
         fetched = fetch(self.client, self.gateway.broadcaster_job_endpoint, target, allowed=self.media_hosts)
         if fetched.error is not None:
             self._check_alive()  # a gateway that died after replying is no orchestrator's bad output
+        if fetched.unlisted_host:
+            # The gateway writes media URLs (its own port or its object store): a host the config
+            # does not list is ours to fix, and the output went unchecked, so nothing is posted.
+            why = f"the output was not checked: {media.judge(target, fetched)}"
+            return Verdict(Outcome.REJECTED, media.MEDIA_HOST_NOT_ALLOWED, why), fetched.seconds, None
         problem = media.judge(target, fetched)
         if problem is not None:
             return Verdict(Outcome.FAILED, "BAD_OUTPUT", problem), fetched.seconds, None

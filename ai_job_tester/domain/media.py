@@ -64,6 +64,11 @@ class MediaFetch:
     error: str | None = None  # why the download stopped early, if it did
     digest: str | None = None
     refused: str | None = None  # why it was not fetched at all (a host or scheme not allowed)
+    unlisted_host: bool = False  # refused for its host alone: the config's to fix, not the orchestrator's
+
+
+MEDIA_HOST_NOT_ALLOWED = "MEDIA_HOST_NOT_ALLOWED"
+"""A rejected job's code: its media are on a host the config does not list, so its output went unchecked."""
 
 
 def allowed_hosts(gateway_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -75,12 +80,17 @@ def host_problem(scheme: str, host: str, allowed: frozenset[str]) -> str | None:
     """Why a media URL (as the client parsed it) may not be fetched, or None when it may."""
     if scheme not in ("http", "https"):
         return f"its scheme {printable(scheme, 20)!r} is not http or https"
-    if host.lower().strip("[]") not in allowed:
+    if not is_allowed(host, allowed):
         return (
             f"its host {printable(host, 80)!r} is neither the gateway's nor in mediaHosts "
             "(add it there if the gateway's object store lives there)"
         )
     return None
+
+
+def is_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """Whether media may be fetched from ``host``: the gateway's own, or one ``mediaHosts`` names."""
+    return host.lower().strip("[]") in allowed
 
 
 def media_target(route: str, body: bytes) -> MediaTarget | None:

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from ..domain.media import HEAD_BYTES, KIND_BYTES, MediaFetch, MediaTarget, allowed_hosts, host_problem
+from ..domain.media import HEAD_BYTES, KIND_BYTES, MediaFetch, MediaTarget, allowed_hosts, host_problem, is_allowed
 
 MEDIA_TIMEOUT_SECONDS = 30.0
 FINGERPRINT_CAP_BYTES = 64 * 1024 * 1024
@@ -47,7 +47,8 @@ def fetch(
             parsed = httpx.URL(url)
             problem = host_problem(parsed.scheme, parsed.host, allowed)
             if problem is not None:
-                return MediaFetch(time.perf_counter() - started, refused=problem)
+                unlisted = parsed.scheme in ("http", "https") and not is_allowed(parsed.host, allowed)
+                return MediaFetch(time.perf_counter() - started, refused=problem, unlisted_host=unlisted)
             location = _get(client, parsed, target, deadline, cap, started)
             if isinstance(location, MediaFetch):
                 return location
