@@ -82,6 +82,9 @@ def _one_job(
     lane.point_at(job)
     try:
         _tell(observer.job_started, index, job)
+        # The previous job's row was synced behind this lane's bookkeeping (its log line, the
+        # webhook); it is on disk before this job starts, as when the lane made the sync itself.
+        recorder.settle()
         result = lane.measure(job)
     except GatewayUnreachable as exc:
         log.error("lane %d stops: %s", lane.number, exc)
