@@ -82,9 +82,6 @@ def _one_job(
     lane.point_at(job)
     try:
         _tell(observer.job_started, index, job)
-        # The previous job's row was synced behind this lane's bookkeeping (its log line, the
-        # webhook); it is on disk before this job starts, as when the lane made the sync itself.
-        recorder.settle()
         result = lane.measure(job)
     except GatewayUnreachable as exc:
         log.error("lane %d stops: %s", lane.number, exc)
@@ -92,6 +89,9 @@ def _one_job(
         return False
     finally:
         lane.idle(everyone)
+    # The previous row was synced behind this job (its fdatasync, about 1 ms, no longer holds
+    # the lane between two jobs); it is on disk before this one is recorded, and before its post.
+    recorder.settle()
     with recorder.lock:
         if recorder.interrupted is not None:
             return False  # abandoned: a signal arrived while this job ran
