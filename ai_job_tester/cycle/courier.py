@@ -1,5 +1,8 @@
 """Delivery: rows are stored by the lanes and posted by the courier's own thread, in order.
 
+A row is on disk before it is posted: the outbox syncs its journal behind the lanes (see
+``storage/outbox.py``), and the courier waits for that sync before each post.
+
 Posting off the lanes keeps a slow or stuck leaderboard from holding a lane, the cycle's
 lock or a signal, and keeps the POST out of the time between two measurements.
 
@@ -85,11 +88,18 @@ class Courier:
         return len(fresh)
 
     def send(self, row: Row, on_done: OnDone | None = None) -> Parcel:
-        """Store the row durably (in the caller's thread), then queue it; ``on_done`` hears the answer."""
+        """Store the row (appended in the caller's thread, synced before ``settle`` returns), then queue it.
+
+        ``on_done`` hears the answer.
+        """
         parcel = self._outbox.put(row)
         with self._cond:
             self._enqueue([_Item(parcel, on_done, "job")])
         return parcel
+
+    def settle(self) -> None:
+        """Return once every row sent so far is on disk (``StateDirError`` if the disk failed it)."""
+        self._outbox.wait_synced()
 
     def drain(self, deadline: float | None = None) -> bool:
         """Wait until every queued row has an answer, or until ``deadline`` (monotonic); tell whether it did."""
@@ -142,6 +152,7 @@ class Courier:
 
     def _deliver(self, item: _Item) -> Delivery:
         parcel = item.parcel
+        self._outbox.wait_synced()  # never post a row that a kill could still take off the disk
         if self.stopped is not None:
             return Delivery(False, None, f"kept in the outbox: {self.stopped}")
         age = time.time() - parcel.row.timestamp

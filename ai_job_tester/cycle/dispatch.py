@@ -86,6 +86,11 @@ class Dispatch:
             self._gate_open = True  # a pass: the tester works, and the failures held so far were real
             self._release(results)
 
+    def settle(self) -> None:
+        """Return once every row handed to the courier is on disk."""
+        if self._courier is not None:
+            self._courier.settle()
+
     def finish(self, results: dict[int, JobResult], *, conclusive: bool) -> str | None:
         """Decide on rows still held at the end; return why rows stay held (or would), or None.
 
@@ -154,6 +159,7 @@ class Dispatch:
         for index, parcel in rows:
             if self._gate_open:
                 self._send(results, index, parcel.row)
+                self.settle()  # in the outbox for good before the held copy is let go
                 self._held.delivered(parcel)
             else:  # still no pass anywhere: they stay held with the other failures
                 self._held_now.append((index, parcel))
@@ -162,5 +168,6 @@ class Dispatch:
     def _release(self, results: dict[int, JobResult]) -> None:
         for index, parcel in self._held_now:
             self._send(results, index, parcel.row)
-            self._held.delivered(parcel)  # the courier stored it in the outbox first
+            self.settle()  # in the outbox for good before the held copy is let go
+            self._held.delivered(parcel)
         self._held_now.clear()

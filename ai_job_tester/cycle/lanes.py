@@ -89,6 +89,9 @@ def _one_job(
         return False
     finally:
         lane.idle(everyone)
+    # The previous row was synced behind this job (its fdatasync, about 1 ms, no longer holds
+    # the lane between two jobs); it is on disk before this one is recorded, and before its post.
+    recorder.settle()
     with recorder.lock:
         if recorder.interrupted is not None:
             return False  # abandoned: a signal arrived while this job ran

@@ -56,6 +56,10 @@ class Recorder:
                 f"result can be attributed: {TESTER_MODE_HINT}"
             )
 
+    def settle(self) -> None:
+        """Return once every row recorded so far is on disk: a lane calls it (without ``lock``) before its next job."""
+        self.dispatch.settle()
+
     def _delivered(self, index: int, delivery: Delivery) -> None:
         with self.lock:
             self.results[index] = self.results[index].delivered(delivery)

@@ -111,7 +111,8 @@ def run_cycle(
                 )
             )
         client = stack.enter_context(_client(config, transport))
-        outbox = stack.enter_context(Outbox(state_dir))
+        # Synced behind the lanes: each lane waits for its row's sync before its next job, the courier before a post.
+        outbox = stack.enter_context(Outbox(state_dir, sync_behind=True))
         held = stack.enter_context(Outbox(state_dir, HELD_JOURNAL))
         cycle = _Cycle(config, options, observer or SilentObserver(), lanes, client, outbox, held, state_dir)
         return cycle.run()

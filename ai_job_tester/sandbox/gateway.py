@@ -86,6 +86,7 @@ class SimGateway:
         self.on_job: Callable[[], None] | None = None  # runs when a job arrives, e.g. to crash this gateway
         self.webhook_seconds: list[float] = []  # each webhook call, as this gateway saw it
         self.handled: list[HandledJob] = []  # each routed job, from request to reply written
+        self.media_seconds: list[float] = []  # each media download served, from request to reply written
         self.first_discovery_at: float | None = None  # perf_counter of the first registeredOrchestrators request
         self._local = threading.local()
         self.live = LiveRouter(self.orchestrators)
@@ -263,6 +264,7 @@ class _JobHandler(QuietHandler):
             self.reply(404, b"not found\n", "text/plain")
         else:
             self.reply(200, data, "application/octet-stream")
+            _owner(self).media_seconds.append(time.perf_counter() - self.arrival())
 
     def do_PUT(self) -> None:  # noqa: N802
         if _is_push(urlsplit(self.path).path):

@@ -11,7 +11,11 @@ Layout under the state directory::
 
 A row's line (``{"id", "kind", "row"}``, ``kind`` being ``ai`` or ``transcoding``; a line
 without one was written before transcoding rows existed and holds an AI row) is appended
-and ``fdatasync``-ed before the row is posted. Other lines are
+and ``fdatasync``-ed before the row is posted. An outbox opened with ``sync_behind=True``
+(the cycle's) appends in ``put`` and leaves the ``fdatasync`` to its own thread, so the
+lane that stored the row goes on with its bookkeeping meanwhile; ``wait_synced`` returns
+once every line appended so far is on disk, and whoever needs the row durable (the lane
+before its next job, the courier before a post) calls it. Other lines are
 appended without a sync: if one is lost in a crash, the row is posted once more (or one
 attempt is forgotten), which at-least-once delivery allows. Opening the outbox compacts
 the journal to the rows still waiting (written aside, synced, renamed into place). A line
@@ -59,12 +63,18 @@ class Parcel:
 class Outbox:
     """The waiting and set-aside rows of one state directory; one cycle at a time (the cycle lock)."""
 
-    def __init__(self, state_dir: Path, journal: str = JOURNAL) -> None:
+    def __init__(self, state_dir: Path, journal: str = JOURNAL, *, sync_behind: bool = False) -> None:
         self._state_dir = state_dir
         self._journal = state_dir / journal
         self._rejected = state_dir / REJECTED
         self._lock = threading.Lock()
         self._fd = -1
+        # Syncing behind: rows appended (``_appended``) and rows on disk (``_synced``), counted.
+        self._sync_behind = sync_behind
+        self._synced_cond = threading.Condition(self._lock)
+        self._appended = self._synced = 0
+        self._sync_error: StateDirError | None = None
+        self._syncer: threading.Thread | None = None
         _usable_file(self._journal)
         try:
             self._rejected.mkdir(parents=True, exist_ok=True)
@@ -81,9 +91,20 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            fd, self._fd = self._fd, -1
+            self._synced_cond.notify_all()  # the syncer stops; what it had not reached is synced here
+        if self._syncer is not None:
+            self._syncer.join()
+        if fd < 0:
+            return
+        try:
+            if self._synced < self._appended and self._sync_error is None:  # rows the syncer had not reached
+                os.fdatasync(fd)
+                self._synced = self._appended
+        except OSError as exc:
+            raise _unusable(self._journal, exc) from None
+        finally:
+            os.close(fd)
 
     def __enter__(self) -> Outbox:
         return self
@@ -92,12 +113,53 @@ class Outbox:
         self.close()
 
     def put(self, row: Row) -> Parcel:
-        """Store the row durably; return it as a parcel to post."""
+        """Store the row durably (syncing behind: once ``wait_synced`` returns); return it as a parcel to post."""
         parcel = Parcel(f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}", row)
+        line = _line({"id": parcel.id, **_row_entry(row)})  # encoded before taking the lock the courier needs too
         with self._lock:
-            self._append({"id": parcel.id, **_row_entry(row)}, sync=True)
+            if not self._sync_behind:
+                self._write(line, sync=True)
+            else:
+                self._write(line, sync=False)
+                self._appended += 1
+                self._start_syncer()
+                self._synced_cond.notify_all()
             self._waiting[parcel.id] = parcel
         return parcel
+
+    def wait_synced(self) -> None:
+        """Return once every row appended so far is on disk; raise ``StateDirError`` if a sync failed."""
+        with self._lock:
+            target = self._appended
+            while self._synced < target and self._sync_error is None and self._fd >= 0:
+                self._synced_cond.wait()
+            if self._sync_error is not None:
+                raise self._sync_error
+
+    def _start_syncer(self) -> None:
+        if self._syncer is None:
+            self._syncer = threading.Thread(target=self._sync_loop, name="outbox-sync", daemon=True)
+            self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        """Sync whatever has been appended, many rows in one ``fdatasync`` when they came together."""
+        while True:
+            with self._lock:
+                while self._synced >= self._appended and self._fd >= 0:
+                    self._synced_cond.wait()
+                fd, target = self._fd, self._appended
+                if fd < 0:
+                    return  # closing: ``close`` syncs what is left
+            try:
+                os.fdatasync(fd)  # without the lock: lanes append (and the courier notes answers) meanwhile
+            except OSError as exc:
+                with self._lock:
+                    self._sync_error = _unusable(self._journal, exc)
+                    self._synced_cond.notify_all()
+                return
+            with self._lock:
+                self._synced = target
+                self._synced_cond.notify_all()
 
     def pending(self) -> Iterator[Parcel]:
         """Yield the waiting rows, fewest failed attempts first, then oldest first.
@@ -152,8 +214,11 @@ class Outbox:
                 self._append({"id": parcel.id, "done": how}, sync=False)
 
     def _append(self, entry: dict[str, object], *, sync: bool) -> None:
+        self._write(_line(entry), sync=sync)
+
+    def _write(self, line: bytes, *, sync: bool) -> None:
         try:
-            os.write(self._fd, json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+            os.write(self._fd, line)
             if sync:
                 os.fdatasync(self._fd)
         except OSError as exc:
@@ -195,6 +260,10 @@ class Outbox:
             for p in self._waiting.values()
         )
         _write_durably(self._journal, lines)
+
+
+def _line(entry: dict[str, object]) -> bytes:
+    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
 
 
 def _row_entry(row: Row) -> dict[str, Any]:

@@ -144,13 +144,34 @@ def bench_overhead(jobs: int, folder: Path) -> list[Figure]:
         with _network(max(1, jobs // 10), 10, latency=0.0) as network:
             sub = folder / label.split()[0]
             sub.mkdir()
+            cpu_before = _children_cpu()
             report = _overhead_cycle(network, pipelines, sub, posting)
+            tester_cpu = _children_cpu() - cpu_before
             orch_time = sum(j.seconds for o in network.orchestrators for j in o.served)
+            # The simulated gateway's own work (this process's Python, on the same 2 cores): serving
+            # each job (its call to the tester's webhook included) and each media download.
+            sim_time = sum(h.seconds for h in network.gateway.handled) + sum(network.gateway.media_seconds)
+        jobs_run = max(1, report["total_jobs"])
         wall = report["finished_at"] - report["started_at"]
-        per_job = (wall - orch_time) / max(1, report["total_jobs"]) * 1000
-        figures.append(Figure(f"overhead per job, {label} ({report['total_jobs']} jobs)", f"{per_job:.2f} ms",
-                              "≤ 3 ms", per_job <= 3))  # fmt: skip
+        per_job = (wall - orch_time) / jobs_run * 1000
+        own = (wall - max(orch_time, sim_time)) / jobs_run * 1000
+        figures += [
+            Figure(f"overhead per job, {label} ({report['total_jobs']} jobs)", f"{per_job:.2f} ms", "≤ 3 ms",
+                   per_job <= 3),
+            Figure("  of which the simulated gateway serving the job and its media", f"{per_job - own:.2f} ms",
+                   "reported"),
+            Figure("  the rest: the tester's own time between jobs", f"{own:.2f} ms", "reported"),
+            Figure("  the tester's CPU per job (whole process, start-up included)",
+                   f"{tester_cpu / jobs_run * 1000:.2f} ms", "reported"),
+        ]  # fmt: skip
     return figures
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _overhead_cycle(network: SimNetwork, pipelines: list[dict[str, Any]], folder: Path, posting: bool) -> Any:
