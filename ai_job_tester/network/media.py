@@ -8,7 +8,6 @@ fingerprint that replayed outputs are caught by. One total deadline covers every
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from urllib.parse import urljoin
@@ -67,16 +66,7 @@ def _get(
     """One hop: the media as fetched, or where a redirect points."""
     left = max(0.001, deadline - time.perf_counter())
     # A total deadline (the lean transport honours it): a server dripping bytes stops there too.
-    extensions = {"timeout": httpx.Timeout(left).as_dict(), "deadline": deadline}
-    request = httpx.Request("GET", url, headers=client.headers, extensions=extensions)
-    if client.cookies:
-        client.cookies.set_cookie_header(request)
-    # Straight to the client's transport (the lane's lean one, or a proxy's, as the client would
-    # pick): its send layer (auth, redirects, hooks) cost about a third of this download, and
-    # none of it applies to a GET that follows no redirect by itself.
-    with contextlib.closing(client._transport_for_url(url).handle_request(request)) as reply:
-        if "set-cookie" in reply.headers:
-            client.cookies.extract_cookies(reply)
+    with client.stream("GET", url, timeout=left, follow_redirects=False, extensions={"deadline": deadline}) as reply:
         location = reply.headers.get("location")
         if reply.status_code in _REDIRECTS and location:
             return str(location)
