@@ -23,7 +23,7 @@ from ..domain.discovery import merge_live_offers
 from ..domain.outcome import Outcome
 from ..domain.plan import NO_FFMPEG, Filters, Plan, PlannedJob, build_plan, live_blocker
 from ..domain.rotation import rotation_order
-from ..errors import GatewayUnreachable, LeaderboardRegionError
+from ..errors import GatewayUnreachable
 from ..network.gateway import GatewayCli
 from ..network.leaderboard import Leaderboard
 from ..network.transport import StdlibTransport
@@ -31,7 +31,6 @@ from ..network.webhook import Webhook
 from ..output.report import CycleReport
 from ..storage import fingerprints, rotation
 from ..storage.outbox import HELD_JOURNAL, Outbox
-from ..storage.regions import confirmed_region, remember_region
 from ..storage.state import CycleLock, default_state_dir, prepare_state_dir
 from .courier import Courier
 from .dispatch import Dispatch
@@ -40,6 +39,7 @@ from .lane import Lane
 from .lanes import run_lanes
 from .live import LiveLane, run_live
 from .observer import Observer, SilentObserver
+from .preflight import check_regions
 from .record import Recorder
 from .replays import ReplayGuard
 from .schedule import Scheduler
@@ -50,9 +50,6 @@ INTERRUPT_DEADLINE_SECONDS = 5.0
 """From SIGINT/SIGTERM to the summary: rows already stored get what is left of it to be posted."""
 
 _SUMMARY_MARGIN_SECONDS = 0.5  # of the deadline, kept for printing the summary and exiting
-
-REGION_KINDS = {"ai": "AI", "transcoding": "transcoding"}
-"""The leaderboard's region types (``GET /api/regions``), as a sentence names them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +155,9 @@ class _Cycle:
     def run(self) -> CycleReport:
         started = time.time()
         if self.courier is not None:
-            self._check_region(self.courier)
+            tested = {"ai": self.config.tests_ai, "transcoding": self.transcoding is not None}
+            kinds = [kind for kind, posts in tested.items() if posts]
+            check_regions(self.courier, self.state_dir, self.config.region, kinds)
             self.courier.start()  # rows earlier runs left go first, while discovery runs
             self.courier.queue_waiting("earlier")
         try:
@@ -284,35 +283,6 @@ class _Cycle:
 
     def _budget_spent(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
-
-    def _check_region(self, courier: Courier) -> None:
-        """The region must be of each kind of row the cycle posts: the leaderboard drops a row of another kind."""
-        kinds = (["ai"] if self.config.tests_ai else []) + (["transcoding"] if self.transcoding else [])
-        for kind in kinds:
-            self._check_region_of(courier, kind)
-
-    def _check_region_of(self, courier: Courier, kind: str) -> None:
-        label = REGION_KINDS[kind]
-        named = f"an {label}" if label == "AI" else f"a {label}"
-        region = self.config.region
-        regions = courier.leaderboard.regions(kind)
-        if regions is None:
-            if confirmed_region(self.state_dir, region, kind):
-                log.warning("could not read the leaderboard's regions; %s was %s region before: posting", region,
-                            named)  # fmt: skip
-                return
-            courier.stop_posting(
-                f"the leaderboard's regions could not be read and no earlier run confirmed {region} as {named} "
-                f"region (a region of another type drops {kind} rows silently): rows wait in the outbox"
-            )
-            log.error("%s", courier.stopped)
-        elif region not in regions:
-            raise LeaderboardRegionError(
-                f"region {region!r} is not {named} region on the leaderboard, which would drop every "
-                f"{'' if kind == 'ai' else kind + ' '}row; its {label} regions are: {', '.join(regions) or 'none'}"
-            )
-        else:
-            remember_region(self.state_dir, region, kind)
 
     def _deliver_the_rest(self) -> None:
         """Wait for the courier's last answers: without limit normally, within the deadline after a signal."""
