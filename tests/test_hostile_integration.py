@@ -58,3 +58,28 @@ def test_a_gateway_started_without_the_webhook_token_is_told_which_flag_it_needs
     assert "arrived without the webhook token and were not counted" in result.stderr
     assert "/orchestrators/<webhookToken>" in result.output  # the summary's stop line names the flag
     assert network.leaderboard.rows == []  # nothing can be attributed, nothing is posted
+
+
+def test_a_hostile_transcoding_error_is_stored_shown_inert_and_never_crashes_the_run(
+    start_network: Callable[..., SimNetwork], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    from ai_job_tester.sandbox import TranscodeBehaviour, TranscodeFault
+
+    hostile = TranscodeBehaviour(fault=TranscodeFault.ERROR, error=NASTY)
+    network = start_network([
+        SimOrchestrator("0x" + "1" * 40, "https://good.sim", ()),
+        SimOrchestrator("0x" + "2" * 40, "https://bad.sim", (), transcoding=hostile),
+    ])  # fmt: skip
+    raw = network.tester_config(webhook_port=free_port(), jobType="transcoding", transcoding={"segments": 1})
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    args = ["run", "-f", str(write_config(raw)), "--report", str(report), "--junit", str(junit)]
+    result: Any = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr
+    rows = {row.orchestrator[2]: row for row in network.leaderboard.transcoding_rows}
+    assert set(rows) == {"1", "2"}
+    message = rows["2"].errors[0].message or ""
+    assert "\x00" not in message and "\x1b" not in message and len(message) <= 2048
+    assert "posted 2 of 2 results" in result.stdout  # the summary was drawn: markup in the message crashed nothing
+    json.loads(report.read_text())
+    assert len(junit.read_bytes()) < 100_000  # a 200 KB message is cut everywhere

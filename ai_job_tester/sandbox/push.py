@@ -262,7 +262,7 @@ class PushIngest:
         orch.record_transcoded(TranscodedSegment(address, stream.manifest_id, seq, names, seconds, len(parts)))
         if fault is TranscodeFault.ERROR:
             self._suspend(stream, orch)  # a failed attempt removes the orchestrator from the stream
-            return _failed(422, url, stream.manifest_id, "Transcode")
+            return _failed(422, url, stream.manifest_id, behaviour.error)
         if fault is TranscodeFault.DROP:
             return PushReply(0, drop=True)
         if error is not None:

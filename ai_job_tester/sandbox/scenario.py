@@ -66,6 +66,7 @@ class TranscodeBehaviour:
     fault: TranscodeFault = TranscodeFault.NONE
     latency: float = 0.0  # seconds per segment on top of the real transcode
     slow_seconds: float = 30.0
+    error: str = "Transcode"  # TranscodeFault.ERROR: the error the gateway quotes in its 422
 
 
 @dataclass(frozen=True, slots=True)
