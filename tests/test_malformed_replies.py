@@ -24,30 +24,11 @@ Serve = Callable[[socket.socket], None]
 
 
 @pytest.fixture
-def peer() -> Iterator[Callable[[Serve], str]]:
+def peer(raw_server: Callable[[Callable[[socket.socket], None]], str]) -> Iterator[Callable[[Serve], str]]:
     """Start a raw-socket peer that serves each connection with the given function; return its URL."""
-    listeners: list[socket.socket] = []
     stop = threading.Event()
-
-    def start(serve: Serve) -> str:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listeners.append(listener)
-
-        def loop() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                threading.Thread(target=_serve_then_close, args=(serve, conn, stop), daemon=True).start()
-
-        threading.Thread(target=loop, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}"
-
-    yield start
+    yield lambda serve: raw_server(lambda conn: _serve_then_close(serve, conn, stop))
     stop.set()
-    for listener in listeners:
-        listener.close()
 
 
 def _serve_then_close(serve: Serve, conn: socket.socket, stop: threading.Event) -> None:
