@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .text import loads_untrusted, printable
+from .text import loads_object, printable
 
 HEAD_BYTES = 512
 """How much of the media is kept to judge and describe it (the kind needs 16 bytes; text needs a few more)."""
@@ -98,11 +98,8 @@ def media_target(route: str, body: bytes) -> MediaTarget | None:
     kind = _KIND_BY_ROUTE.get(route)
     if kind is None:
         return None
-    try:
-        data = loads_untrusted(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = loads_object(body)
+    if data is None:
         return None
     if kind is MediaKind.SPEECH:
         audio = data.get("audio")

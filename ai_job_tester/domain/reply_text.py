@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .text import loads_untrusted
+from .text import loads_object
 
 TEXT_ROUTES = frozenset({"llm", "image-to-text", "audio-to-text"})
 
@@ -15,11 +15,8 @@ def reply_text(route: str, body: bytes) -> str | None:
         return None
     if route == "llm" and body.lstrip().startswith(b"data:"):
         return _streamed(body)
-    try:
-        data = loads_untrusted(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = loads_object(body)
+    if data is None:
         return None
     if route != "llm":
         return _string(data.get("text"))
@@ -38,11 +35,8 @@ def _streamed(body: bytes) -> str | None:
         line = line.strip()
         if not line.startswith(b"data:"):
             continue
-        try:
-            chunk = loads_untrusted(line[5:])
-        except ValueError:
-            continue
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        chunk = loads_object(line[5:])
+        choices = chunk.get("choices") if chunk is not None else None
         first = choices[0] if isinstance(choices, list) and choices else None
         delta = (first.get("delta") or first.get("message")) if isinstance(first, dict) else None
         content = delta.get("content") if isinstance(delta, dict) else None

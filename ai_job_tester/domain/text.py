@@ -60,11 +60,8 @@ def decoded(body: bytes) -> str:
 
 def gateway_message(body: bytes, limit: int = 300) -> str:
     """Return the error message of a reply (``{"error":{"message":…}}``) or the body's start, as one inert line."""
-    try:
-        data = loads_untrusted(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
+    data = loads_object(body)
+    if data is not None:
         error = data.get("error", data.get("detail"))
         if isinstance(error, dict):
             error = error.get("message", error.get("msg"))
@@ -86,6 +83,15 @@ def loads_untrusted(data: bytes | str) -> Any:
         return json.loads(text)
     except RecursionError:  # only if called already deep in the stack: the depth is checked above
         raise NestedTooDeep("nested too deep to parse") from None
+
+
+def loads_object(data: bytes | str) -> dict[str, Any] | None:
+    """Parse JSON from outside that should be an object; None when it is not one (or not JSON at all)."""
+    try:
+        parsed = loads_untrusted(data)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _check_nesting(text: str, limit: int) -> None:

@@ -19,7 +19,7 @@ from ..config import LiveVideoConfig
 from ..domain import live
 from ..domain.live_verdict import LiveRun, live_params
 from ..domain.plan import PlannedJob
-from ..domain.text import loads_untrusted
+from ..domain.text import loads_object
 from .deadline import DeadlineExceeded, within
 
 POLL_SECONDS = 0.25
@@ -110,11 +110,7 @@ def _status(client: httpx.Client, gateway: str, stream: str) -> dict[str, Any] |
         return None
     if reply.status_code != 200:
         return None
-    try:
-        data = loads_untrusted(reply.content)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return loads_object(reply.content)
 
 
 def _read_output(url: str, started: float, settings: LiveVideoConfig) -> list[tuple[float, float]]:
