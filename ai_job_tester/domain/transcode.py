@@ -205,7 +205,7 @@ def probe_problem(probe: Probe, profile: Profile, seconds: float) -> str | None:
     fill it in one dimension; its duration must be close to the segment's.
     """
     if probe.width is None or probe.height is None:
-        return "has no video stream ffprobe can read"
+        return "has no video stream the prober (ffprobe or ffmpeg) can read"
     fits = probe.width <= profile.width + SIZE_SLACK_PIXELS and probe.height <= profile.height + SIZE_SLACK_PIXELS
     fills = abs(probe.width - profile.width) <= SIZE_SLACK_PIXELS or abs(probe.height - profile.height) <= (
         SIZE_SLACK_PIXELS
@@ -356,7 +356,7 @@ def _rendition_problem(part: multipart.Part, profile: Profile, seconds: float, p
     problem = ts_problem(part.body)
     if problem is None and probe is not None:
         probed = probe(part.body)
-        problem = "cannot be read by ffprobe" if probed is None else probe_problem(probed, profile, seconds)
+        problem = "cannot be read by ffprobe or ffmpeg" if probed is None else probe_problem(probed, profile, seconds)
     return problem
 
 
